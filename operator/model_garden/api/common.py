@@ -1,0 +1,256 @@
+"""Building blocks shared by the three resources and the contracts: base model, conditions, units."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "modelgarden.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kubernetes object names (DNS-1123 subdomain / label).
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Fractions in spec are strings (no floats in spec, per the API conventions).
+DECIMAL_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+
+
+class ApiModel(BaseModel):
+    """Base of every API model: camelCase on the wire, snake_case in Python, no unknown fields.
+
+    Unknown fields are refused (not silently dropped) so a typo in a manifest is an error that
+    names the field, as the API server does with a structural schema.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=True,
+        validate_default=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict as Kubernetes and the contracts carry it (camelCase, no Nones)."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _positive_decimal(value: str) -> str:
+    try:
+        number = Decimal(value)
+    except InvalidOperation as exc:  # pattern already refuses most; keep a clear message
+        raise ValueError(f"{value!r} is not a decimal number") from exc
+    if number <= 0:
+        raise ValueError(f"{value!r} must be greater than 0")
+    return value
+
+
+def _fraction(value: str) -> str:
+    number = Decimal(value)
+    if not (0 <= number < 1):
+        raise ValueError(f"{value!r} must be at least 0 and below 1")
+    return value
+
+
+PositiveDecimal = Annotated[
+    str,
+    Field(pattern=DECIMAL_PATTERN, json_schema_extra={"x-mg-positive": True}),
+    AfterValidator(_positive_decimal),
+]
+"""A positive decimal written as a string, e.g. ``"2e-4"`` (learning rate, budgets)."""
+
+Fraction = Annotated[str, Field(pattern=DECIMAL_PATTERN), AfterValidator(_fraction)]
+"""A fraction in [0, 1) written as a string, e.g. ``"0.05"`` (dropout, eval split)."""
+
+Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
+"""A Kubernetes resource quantity such as ``"8Gi"`` or ``"500m"``."""
+
+
+def decimal_value(value: str) -> float:
+    """The float a decimal string stands for (for the ML code, never for the API)."""
+    return float(Decimal(value))
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(ApiModel):
+    """One observation of the resource's state, as the Kubernetes API conventions define it."""
+
+    type: str = Field(description="Condition type in CamelCase, e.g. Ready or Succeeded.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(
+        default="",
+        description="A CamelCase reason a program can switch on, e.g. OOMKilled.",
+        pattern=r"^([A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?)?$",
+    )
+    message: str = Field(default="", description="A sentence a person can act on.")
+    last_transition_time: datetime | None = Field(
+        default=None, description="When status last changed (not when it was last checked)."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation this condition was set from."
+    )
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, at second precision (what Kubernetes stores for timestamps)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def set_condition(
+    conditions: list[Condition],
+    type: str,
+    status: ConditionStatus | str,
+    reason: str = "",
+    message: str = "",
+    observed_generation: int | None = None,
+    now: datetime | None = None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type`` set; the input list is left untouched.
+
+    ``lastTransitionTime`` moves only when the status value changes: a reason or message
+    update keeps the time, so "Running since …" stays true across progress updates.
+    """
+    status = ConditionStatus(status)
+    result: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type:
+            result.append(cond)
+            continue
+        found = True
+        changed = ConditionStatus(cond.status) != status
+        result.append(
+            Condition(
+                type=type,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=(now or utcnow())
+                if changed or cond.last_transition_time is None
+                else cond.last_transition_time,
+                observed_generation=observed_generation,
+            )
+        )
+    if not found:
+        result.append(
+            Condition(
+                type=type,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now or utcnow(),
+                observed_generation=observed_generation,
+            )
+        )
+    return result
+
+
+def get_condition(conditions: list[Condition], type: str) -> Condition | None:
+    """The condition of ``type``, or None."""
+    return next((c for c in conditions if c.type == type), None)
+
+
+def is_true(conditions: list[Condition], type: str) -> bool:
+    cond = get_condition(conditions, type)
+    return cond is not None and cond.status == ConditionStatus.TRUE
+
+
+class ObjectMeta(ApiModel):
+    """The part of metadata our code reads; the rest is carried but not modelled."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Object name.")
+    namespace: str | None = Field(default=None, description="Namespace of the object.")
+    uid: str | None = None
+    generation: int | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class SecretKeyRef(ApiModel):
+    """A key of a Secret in the resource's namespace; its value is only ever read into an env var."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, description="Secret name.")
+    key: str = Field(default="token", min_length=1, description="Key within the Secret.")
+
+
+class Toleration(ApiModel):
+    """A pod toleration (same fields as core/v1 Toleration)."""
+
+    key: str | None = None
+    operator: str | None = Field(default=None, json_schema_extra={"enum": ["Exists", "Equal"]})
+    value: str | None = None
+    effect: str | None = Field(
+        default=None, json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}
+    )
+    toleration_seconds: int | None = None
+
+
+class Resources(ApiModel):
+    """Compute a pod asks for. GPUs are requested as ``nvidia.com/gpu``."""
+
+    gpus: int = Field(default=0, ge=0, le=64, description="Whole GPUs per pod.")
+    cpu: Quantity | None = Field(default=None, description="CPU request and limit, e.g. '4'.")
+    memory: Quantity | None = Field(default=None, description="Memory request and limit, e.g. '32Gi'.")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Node labels the pod must land on."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pod tolerates (GPU nodes are often tainted)."
+    )
+
+
+URI_PATTERN = r"^(pvc|s3|file)://.+$"
+
+
+class CarbonMethod(StrEnum):
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+
+
+class CarbonReport(ApiModel):
+    """Energy and emissions of one operation (a training run, a served window).
+
+    Each figure says how it was obtained: ``measured`` (RAPL, NVML, a node exporter) or
+    ``estimated`` (CodeCarbon's model of the hardware), and which grid intensity it used.
+    """
+
+    energy_kwh: float = Field(default=0.0, ge=0, description="Total energy, kWh.")
+    cpu_energy_kwh: float = Field(default=0.0, ge=0)
+    gpu_energy_kwh: float = Field(default=0.0, ge=0)
+    ram_energy_kwh: float = Field(default=0.0, ge=0)
+    emissions_kg: float = Field(default=0.0, ge=0, description="Emissions, kg CO2e.")
+    grid_intensity_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="Grid carbon intensity used, g CO2e per kWh."
+    )
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-3 country code.")
+    region: str | None = Field(default=None, description="Sub-national region, when known.")
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED, description="measured if every figure was measured."
+    )
+    component_methods: dict[str, CarbonMethod] = Field(
+        default_factory=dict, description="cpu/gpu/ram -> measured or estimated."
+    )
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``pvc://claim/a/b`` -> ("pvc", "claim/a/b")."""
+    match = re.match(r"^([a-z0-9]+)://(.*)$", uri)
+    if not match:
+        raise ValueError(f"{uri!r} is not a URI of the form scheme://path")
+    return match.group(1), match.group(2)

@@ -1,0 +1,220 @@
+"""The documents the operator, trainer, serving launcher, CLI and read API exchange.
+
+One definition each (see DESIGN.md, "Contracts between the pieces"). They travel as JSON: in a
+ConfigMap mounted into the pod (configs), over HTTP (progress, serving carbon), and through the
+container's termination message (the training result, which must stay under 4 KB).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+
+from .common import ApiModel, CarbonMethod, CarbonReport
+from .finetunejob import FineTuneJobSpec
+from .inferencedeployment import InferenceDeploymentSpec
+
+TERMINATION_MESSAGE_LIMIT = 4096
+"""Kubernetes keeps at most 4096 bytes of a container's termination message."""
+
+DEFAULT_PROGRESS_PORT = 8090
+DEFAULT_API_PORT = 8000
+DEFAULT_METER_PORT = 9400
+HF_TOKEN_ENV = "HF_TOKEN"
+API_KEY_ENV = "MODEL_GARDEN_API_KEY"
+
+
+class Identity(ApiModel):
+    """Which resource a run belongs to (for labels, metrics and the result)."""
+
+    name: str
+    namespace: str = "default"
+    uid: str | None = None
+
+
+class TrainingRuntime(ApiModel):
+    """What the operator (or local mode) resolved from the spec for this pod."""
+
+    base_model: str = Field(description="Local directory of the base model, or a hub id.")
+    base_model_revision: str | None = Field(default=None, description="Hub revision.")
+    dataset_path: str = Field(description="Local path of the dataset file or directory.")
+    output_dir: str = Field(description="Artifacts go to <output_dir>/{adapter,merged}.")
+    checkpoint_dir: str = Field(description="Checkpoints: <checkpoint_dir>/checkpoint-<step>.")
+    artifact_uri: str | None = Field(
+        default=None, description="URI of output_dir as users see it (pvc://…), for the result."
+    )
+    progress_port: int = Field(default=DEFAULT_PROGRESS_PORT, ge=0, le=65535)
+    termination_message_path: str = "/dev/termination-log"
+    country: str = Field(default="USA", description="ISO alpha-3 country for the grid intensity.")
+    region: str | None = None
+    hf_token_env: str = Field(
+        default=HF_TOKEN_ENV, description="Name of the env var holding the Hub token (not its value)."
+    )
+    threads: int | None = Field(default=None, ge=1, description="CPU threads for torch.")
+
+
+class TrainingConfig(ApiModel):
+    """Everything one trainer run needs: ``python -m model_garden.training --config FILE``."""
+
+    job: Identity
+    spec: FineTuneJobSpec
+    runtime: TrainingRuntime
+    model_version: int | None = Field(
+        default=None, description="The version number the output will get, when known."
+    )
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class ArtifactKind(StrEnum):
+    ADAPTER = "adapter"
+    MERGED = "merged"
+    FULL = "full"
+
+
+class ArtifactFile(ApiModel):
+    """One saved artifact directory."""
+
+    kind: ArtifactKind
+    path: str = Field(description="Path inside the pod.")
+    uri: str | None = Field(default=None, description="The same, as a pvc:// or file:// URI.")
+    size_bytes: int = Field(ge=0)
+    digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+
+
+class TrainingMetrics(ApiModel):
+    train_loss: float | None = None
+    eval_loss: float | None = None
+    initial_eval_loss: float | None = None
+    steps: int = 0
+    epochs: float = 0.0
+    train_tokens: int = 0
+    tokens_per_second: float | None = None
+    truncated_examples: int = 0
+
+
+class TrainingResult(ApiModel):
+    """What a finished or failed run reports (termination message and output dir; < 4 KB)."""
+
+    outcome: Outcome
+    reason: str = Field(default="", description="CamelCase reason, e.g. DatasetError.")
+    message: str = Field(default="", max_length=1500, description="What went wrong, for a person.")
+    backend: str | None = None
+    method: str | None = None
+    base_model: str | None = None
+    metrics: TrainingMetrics = Field(default_factory=TrainingMetrics)
+    carbon: CarbonReport = Field(default_factory=CarbonReport)
+    artifacts: list[ArtifactFile] = Field(default_factory=list)
+    duration_seconds: float = 0.0
+    resumed_from_step: int | None = None
+
+    def to_termination_message(self) -> str:
+        """Compact JSON that fits Kubernetes' 4096-byte termination message; trims the message."""
+        text = self.model_dump_json(by_alias=True, exclude_none=True)
+        if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+            return text
+        overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
+        trimmed = self.model_copy(update={"message": self.message[: max(0, len(self.message) - overflow)] + "…"})
+        return trimmed.model_dump_json(by_alias=True, exclude_none=True)
+
+
+class TrainingState(StrEnum):
+    STARTING = "Starting"
+    LOADING = "Loading"
+    TRAINING = "Training"
+    EVALUATING = "Evaluating"
+    SAVING = "Saving"
+    DONE = "Done"
+    FAILED = "Failed"
+
+
+class TrainingProgress(ApiModel):
+    """What the trainer's ``/progress`` returns while the run lasts."""
+
+    state: TrainingState = TrainingState.STARTING
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+    energy_kwh: float = 0.0
+    emissions_kg: float = 0.0
+    carbon_method: CarbonMethod = CarbonMethod.ESTIMATED
+
+
+class ServedArtifact(ApiModel):
+    """A resolved model or adapter directory, by the name clients call it."""
+
+    name: str
+    path: str
+    model_version: str | None = None
+
+
+class ServingPorts(ApiModel):
+    api: int = Field(default=DEFAULT_API_PORT, ge=1, le=65535)
+    meter: int = Field(default=DEFAULT_METER_PORT, ge=1, le=65535)
+
+
+class ServingConfig(ApiModel):
+    """Everything the serving launcher needs: ``python -m model_garden.serving --config FILE``."""
+
+    deployment: Identity
+    spec: InferenceDeploymentSpec
+    model: ServedArtifact = Field(description="Merged model or base model; name = served name.")
+    adapters: list[ServedArtifact] = Field(default_factory=list, description="LoRA adapters.")
+    ports: ServingPorts = Field(default_factory=ServingPorts)
+    host: str = "0.0.0.0"
+    country: str = "USA"
+    region: str | None = None
+    api_key_env: str = Field(
+        default=API_KEY_ENV, description="Env var holding the API key (never the key itself)."
+    )
+    device: str = Field(default="auto", description="auto, cpu or cuda.")
+
+
+class ServingCarbon(ApiModel):
+    """What the carbon meter reports: cumulative since the pod started, plus a sliding window."""
+
+    energy_joules: float = Field(default=0.0, ge=0)
+    active_energy_joules: float = Field(default=0.0, ge=0)
+    idle_energy_joules: float = Field(default=0.0, ge=0)
+    emissions_grams: float = Field(default=0.0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    generation_tokens: int = Field(default=0, ge=0)
+    requests: int = Field(default=0, ge=0)
+    joules_per_token: float | None = None
+    grams_per_1k_tokens: float | None = None
+    grid_intensity_g_per_kwh: float | None = None
+    country: str | None = None
+    region: str | None = None
+    method: CarbonMethod = CarbonMethod.ESTIMATED
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.generation_tokens
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_document(model: type[M], path: str | Path) -> M:
+    """Parse a contract document from a JSON file (a mounted ConfigMap key, a result file)."""
+    return model.model_validate_json(Path(path).read_text(encoding="utf-8"))
+
+
+def write_document(doc: ApiModel, path: str | Path) -> None:
+    """Write a contract document atomically (write a sibling, then rename): no half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(doc.model_dump_json(by_alias=True, exclude_none=True, indent=2), encoding="utf-8")
+    tmp.replace(target)

@@ -1,0 +1,285 @@
+"""FineTuneJob: fine-tune a base model on a dataset; on success it produces a ModelVersion."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from .common import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    URI_PATTERN,
+    ApiModel,
+    CarbonReport,
+    Condition,
+    Fraction,
+    ObjectMeta,
+    PositiveDecimal,
+    Resources,
+    SecretKeyRef,
+)
+
+
+class HubModel(ApiModel):
+    """A model on the Hugging Face Hub (or a mirror the pod can reach)."""
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$",
+        description="Hub repository id, e.g. Qwen/Qwen2.5-0.5B-Instruct.",
+    )
+    revision: str = Field(default="main", min_length=1, description="Branch, tag or commit.")
+    token_secret: SecretKeyRef | None = Field(
+        default=None, description="Secret holding a Hub token (gated models); fed as HF_TOKEN."
+    )
+
+
+class ModelVersionRef(ApiModel):
+    """A ModelVersion in the same namespace."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, description="ModelVersion name, e.g. chat-v3.")
+
+
+class BaseModelSource(ApiModel):
+    """Where the base model comes from: exactly one of hub, modelVersion, uri."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.hub), has(self.modelVersion), has(self.uri)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "set exactly one of hub, modelVersion, uri",
+                }
+            ]
+        }
+    )
+
+    hub: HubModel | None = Field(default=None, description="A Hugging Face Hub model.")
+    model_version: ModelVersionRef | None = Field(
+        default=None, description="Continue training from a ModelVersion's artifact."
+    )
+    uri: str | None = Field(
+        default=None,
+        pattern=URI_PATTERN,
+        description="pvc://<claim>/<path>, s3://<bucket>/<path> or file://<path> of a model directory.",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BaseModelSource:
+        chosen = [n for n in ("hub", "model_version", "uri") if getattr(self, n) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                f"baseModel: set exactly one of hub, modelVersion, uri (got {len(chosen)})"
+            )
+        return self
+
+
+class DatasetFormat(StrEnum):
+    AUTO = "auto"
+    ALPACA = "alpaca"
+    CHAT = "chat"
+    COMPLETION = "completion"
+    TEXT = "text"
+
+
+class Dataset(ApiModel):
+    """The training data and how to turn it into token sequences."""
+
+    uri: str = Field(
+        pattern=URI_PATTERN,
+        description="File or directory: jsonl, json, csv, parquet or a saved `datasets` folder.",
+    )
+    format: DatasetFormat = Field(
+        default=DatasetFormat.AUTO, description="Row format; auto detects it from the fields."
+    )
+    chat_template: str | None = Field(
+        default=None,
+        description="Named template (chatml, llama3, alpaca, …); default: the model's own.",
+    )
+    max_seq_length: int = Field(
+        default=2048, ge=16, le=1_048_576, description="Longer examples are truncated (reported)."
+    )
+    packing: bool = Field(
+        default=True, description="Pack examples without padding; attention stays per example."
+    )
+    eval_split: Fraction = Field(default="0.05", description="Share held out for evaluation.")
+    completion_only_loss: bool = Field(
+        default=True, description="Loss only on assistant/completion tokens, not on prompts."
+    )
+
+
+class MethodType(StrEnum):
+    LORA = "lora"
+    QLORA = "qlora"
+    FULL = "full"
+
+
+class LoraSettings(ApiModel):
+    """LoRA adapter shape (ignored by full fine-tuning)."""
+
+    rank: int = Field(default=16, ge=1, le=1024, description="LoRA rank r.")
+    alpha: int = Field(default=32, ge=1, le=4096, description="LoRA alpha (scale = alpha/r).")
+    dropout: Fraction = Field(default="0.05", description="Dropout on the LoRA path.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["all-linear"],
+        min_length=1,
+        description="Module names to adapt, or all-linear.",
+    )
+
+
+class Method(ApiModel):
+    """Fine-tuning method."""
+
+    type: MethodType = Field(default=MethodType.LORA, description="lora, qlora (4-bit NF4) or full.")
+    lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings.")
+
+
+class Scheduler(StrEnum):
+    LINEAR = "linear"
+    COSINE = "cosine"
+    CONSTANT = "constant"
+    CONSTANT_WITH_WARMUP = "constant_with_warmup"
+
+
+class Hyperparameters(ApiModel):
+    """Optimisation settings."""
+
+    epochs: int = Field(default=1, ge=1, le=1000, description="Passes over the training split.")
+    max_steps: int | None = Field(
+        default=None, ge=1, description="Stop after this many optimizer steps (overrides epochs)."
+    )
+    learning_rate: PositiveDecimal = Field(default="2e-4", description="Peak learning rate.")
+    batch_size: int = Field(default=4, ge=1, le=4096, description="Examples per device step.")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    warmup_ratio: Fraction = Field(default="0.03", description="Share of steps to warm up.")
+    weight_decay: Fraction = Field(default="0", description="AdamW weight decay.")
+    lr_scheduler: Scheduler = Field(default=Scheduler.LINEAR, description="LR schedule.")
+    seed: int = Field(default=42, ge=0, description="Seed for shuffling, splits and init.")
+
+
+class Backend(StrEnum):
+    AUTO = "auto"
+    UNSLOTH = "unsloth"
+    TRANSFORMERS = "transformers"
+
+
+class Output(ApiModel):
+    """What the job produces."""
+
+    model: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=50,
+        description="Model name of the produced ModelVersion <model>-v<N>; default: the job name.",
+    )
+    storage: str = Field(
+        default="pvc://model-garden-artifacts",
+        pattern=r"^(pvc|file)://.+$",
+        description="Where artifacts and checkpoints go: pvc://<claim> or file://<dir>.",
+    )
+    merge: bool = Field(
+        default=False, description="Also save the adapter merged into the base model."
+    )
+
+
+class Checkpointing(ApiModel):
+    """Periodic checkpoints; a restarted pod resumes from the newest complete one."""
+
+    every_steps: int = Field(default=100, ge=1, description="Save every N optimizer steps.")
+    keep: int = Field(default=2, ge=1, le=100, description="How many checkpoints to keep.")
+
+
+class SchedulingWindow(ApiModel):
+    """Start no earlier/later than these times (RFC 3339); e.g. to follow a low-carbon window."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+
+
+class CarbonSettings(ApiModel):
+    """Where the energy is drawn and what the run may cost."""
+
+    country: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 3166-1 alpha-3 country of the cluster, e.g. FRA; default: operator's.",
+    )
+    region: str | None = Field(
+        default=None, max_length=64, description="Sub-national grid region, e.g. california."
+    )
+    budget_kg: PositiveDecimal | None = Field(
+        default=None, description="Fail the job once its emissions exceed this many kg CO2e."
+    )
+    scheduling_window: SchedulingWindow | None = None
+
+
+class FineTuneJobSpec(ApiModel):
+    """Desired state of a FineTuneJob. Changing it while the job runs has no effect but suspend."""
+
+    base_model: BaseModelSource = Field(description="The model to fine-tune.")
+    dataset: Dataset = Field(description="Training data.")
+    method: Method = Field(default_factory=Method, description="lora, qlora or full.")
+    hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
+    resources: Resources = Field(default_factory=Resources, description="Trainer pod compute.")
+    backend: Backend = Field(
+        default=Backend.AUTO, description="auto picks unsloth on a CUDA GPU, else transformers."
+    )
+    output: Output = Field(default_factory=Output, description="The ModelVersion to produce.")
+    checkpointing: Checkpointing = Field(default_factory=Checkpointing)
+    carbon: CarbonSettings = Field(default_factory=CarbonSettings)
+    image: str | None = Field(default=None, description="Trainer image override.")
+    queue_name: str | None = Field(
+        default=None, pattern=DNS_SUBDOMAIN, description="Kueue LocalQueue; the Job starts suspended."
+    )
+    suspend: bool = Field(default=False, description="Suspend (or keep suspended) the job.")
+    backoff_limit: int = Field(default=2, ge=0, le=20, description="Pod retries before Failed.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Fail the job when it runs longer than this."
+    )
+
+
+class TrainingProgressStatus(ApiModel):
+    """The last progress the trainer reported."""
+
+    step: int = 0
+    total_steps: int = 0
+    epoch: float = 0.0
+    loss: float | None = None
+    eval_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    eta_seconds: float | None = None
+
+
+class FineTuneJobStatus(ApiModel):
+    """Observed state of a FineTuneJob."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    progress: TrainingProgressStatus | None = None
+    carbon: CarbonReport | None = None
+    backend: str | None = Field(default=None, description="Backend the trainer used.")
+    job_name: str | None = Field(default=None, description="The batch/v1 Job running it.")
+    model_version: str | None = Field(default=None, description="The ModelVersion produced.")
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+
+class FineTuneJob(ApiModel):
+    """A fine-tuning run of a base model on a dataset."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    api_version: Literal["modelgarden.dev/v1alpha1"] = "modelgarden.dev/v1alpha1"
+    kind: Literal["FineTuneJob"] = "FineTuneJob"
+    metadata: ObjectMeta
+    spec: FineTuneJobSpec
+    status: FineTuneJobStatus = Field(default_factory=FineTuneJobStatus)
+
+    @property
+    def output_model(self) -> str:
+        """The model name the produced ModelVersion carries (spec.output.model or job name)."""
+        return self.spec.output.model or self.metadata.name

@@ -1,0 +1,166 @@
+"""ModelVersion: an immutable, verified model artifact with its lineage and lifetime emissions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from .common import (
+    DECIMAL_PATTERN,
+    DNS_LABEL,
+    URI_PATTERN,
+    ApiModel,
+    CarbonMethod,
+    Condition,
+    ObjectMeta,
+)
+
+IMMUTABLE_FIELDS = ("model", "version", "artifact", "source", "metrics", "trainingCarbon")
+
+
+class ArtifactFormat(StrEnum):
+    MERGED = "merged"
+    ADAPTER = "adapter"
+    GGUF = "gguf"
+
+
+class Artifact(ApiModel):
+    """Where the weights are and what they are."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.format != 'adapter' || has(self.baseModel)",
+                    "message": "baseModel is required when format is adapter",
+                }
+            ]
+        }
+    )
+
+    uri: str = Field(pattern=URI_PATTERN, description="pvc://, s3:// or file:// of the directory.")
+    format: ArtifactFormat = Field(description="merged model, LoRA adapter, or gguf file.")
+    base_model: str | None = Field(
+        default=None,
+        min_length=1,
+        description="For adapters: the base model (hub id, URI or ModelVersion name).",
+    )
+    digest: str | None = Field(
+        default=None,
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="sha256 over the artifact's files as the trainer reported it.",
+    )
+    size_bytes: int | None = Field(default=None, ge=0, description="Total size of the files.")
+
+    @model_validator(mode="after")
+    def _adapter_needs_base(self) -> Artifact:
+        if self.format == ArtifactFormat.ADAPTER and not self.base_model:
+            raise ValueError("artifact.baseModel is required when artifact.format is adapter")
+        return self
+
+
+class Source(ApiModel):
+    """Lineage: the FineTuneJob that produced this version (absent for imported models)."""
+
+    fine_tune_job: str | None = Field(default=None, description="FineTuneJob name.")
+    fine_tune_job_uid: str | None = Field(default=None, description="FineTuneJob uid.")
+
+
+class TrainingCarbon(ApiModel):
+    """Carbon of the training run that produced this version (decimal strings: spec has no floats)."""
+
+    energy_kwh: str = Field(default="0", pattern=DECIMAL_PATTERN)
+    emissions_kg: str = Field(default="0", pattern=DECIMAL_PATTERN)
+    method: CarbonMethod = CarbonMethod.ESTIMATED
+
+
+class Stage(StrEnum):
+    NONE = "none"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class ModelVersionSpec(ApiModel):
+    """Desired state of a ModelVersion; immutable except ``stage``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": " && ".join(
+                        f"(has(self.{f}) == has(oldSelf.{f})"
+                        f" && (!has(self.{f}) || self.{f} == oldSelf.{f}))"
+                        for f in IMMUTABLE_FIELDS
+                    ),
+                    "message": "spec is immutable except stage; create a new ModelVersion",
+                }
+            ]
+        }
+    )
+
+    model: str = Field(pattern=DNS_LABEL, max_length=50, description="Model name, e.g. support-bot.")
+    version: int = Field(ge=1, description="Integer version, unique per model.")
+    artifact: Artifact = Field(description="The weights.")
+    source: Source = Field(default_factory=Source, description="Lineage.")
+    metrics: dict[str, str] = Field(
+        default_factory=dict, description="Final metrics (eval_loss, …) as decimal strings."
+    )
+    training_carbon: TrainingCarbon | None = Field(default=None, description="Training carbon.")
+    stage: Stage = Field(default=Stage.NONE, description="none, staging or production.")
+
+
+class ModelVersionStatus(ApiModel):
+    """Observed state of a ModelVersion."""
+
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    size_bytes: int | None = None
+    digest: str | None = None
+    serving_deployments: list[str] = Field(
+        default_factory=list, description="InferenceDeployments serving this version."
+    )
+    training_emissions_kg: float | None = None
+    serving_emissions_kg: float | None = None
+    serving_energy_kwh: float | None = None
+    lifetime_emissions_kg: float | None = Field(
+        default=None, description="Training plus serving emissions, kg CO2e."
+    )
+
+
+def version_name(model: str, version: int) -> str:
+    """The name a ModelVersion must have: ``<model>-v<N>``."""
+    return f"{model}-v{version}"
+
+
+class ModelVersion(ApiModel):
+    """One version of a model."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.metadata.name == self.spec.model + '-v' + string(self.spec.version)",
+                    "message": "metadata.name must be <spec.model>-v<spec.version>",
+                }
+            ]
+        },
+    )
+
+    api_version: Literal["modelgarden.dev/v1alpha1"] = "modelgarden.dev/v1alpha1"
+    kind: Literal["ModelVersion"] = "ModelVersion"
+    metadata: ObjectMeta
+    spec: ModelVersionSpec
+    status: ModelVersionStatus = Field(default_factory=ModelVersionStatus)
+
+    @model_validator(mode="after")
+    def _name_matches(self) -> ModelVersion:
+        expected = version_name(self.spec.model, self.spec.version)
+        if self.metadata.name != expected:
+            raise ValueError(
+                f"metadata.name must be {expected!r} (<spec.model>-v<spec.version>),"
+                f" got {self.metadata.name!r}"
+            )
+        return self
