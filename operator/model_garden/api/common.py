@@ -206,7 +206,9 @@ class Resources(ApiModel):
 
     gpus: int = Field(default=0, ge=0, le=64, description="Whole GPUs per pod.")
     cpu: Quantity | None = Field(default=None, description="CPU request and limit, e.g. '4'.")
-    memory: Quantity | None = Field(default=None, description="Memory request and limit, e.g. '32Gi'.")
+    memory: Quantity | None = Field(
+        default=None, description="Memory request and limit, e.g. '32Gi'."
+    )
     node_selector: dict[str, str] = Field(
         default_factory=dict, description="Node labels the pod must land on."
     )

@@ -51,7 +51,8 @@ class TrainingRuntime(ApiModel):
     country: str = Field(default="USA", description="ISO alpha-3 country for the grid intensity.")
     region: str | None = None
     hf_token_env: str = Field(
-        default=HF_TOKEN_ENV, description="Name of the env var holding the Hub token (not its value)."
+        default=HF_TOKEN_ENV,
+        description="Name of the env var holding the Hub token (not its value).",
     )
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch.")
 
@@ -120,7 +121,9 @@ class TrainingResult(ApiModel):
         if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
             return text
         overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
-        trimmed = self.model_copy(update={"message": self.message[: max(0, len(self.message) - overflow)] + "…"})
+        trimmed = self.model_copy(
+            update={"message": self.message[: max(0, len(self.message) - overflow)] + "…"}
+        )
         return trimmed.model_dump_json(by_alias=True, exclude_none=True)
 
 
@@ -216,5 +219,7 @@ def write_document(doc: ApiModel, path: str | Path) -> None:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    tmp.write_text(doc.model_dump_json(by_alias=True, exclude_none=True, indent=2), encoding="utf-8")
+    tmp.write_text(
+        doc.model_dump_json(by_alias=True, exclude_none=True, indent=2), encoding="utf-8"
+    )
     tmp.replace(target)

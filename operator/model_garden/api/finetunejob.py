@@ -133,7 +133,9 @@ class LoraSettings(ApiModel):
 class Method(ApiModel):
     """Fine-tuning method."""
 
-    type: MethodType = Field(default=MethodType.LORA, description="lora, qlora (4-bit NF4) or full.")
+    type: MethodType = Field(
+        default=MethodType.LORA, description="lora, qlora (4-bit NF4) or full."
+    )
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA settings.")
 
 
@@ -232,7 +234,9 @@ class FineTuneJobSpec(ApiModel):
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
     image: str | None = Field(default=None, description="Trainer image override.")
     queue_name: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN, description="Kueue LocalQueue; the Job starts suspended."
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        description="Kueue LocalQueue; the Job starts suspended.",
     )
     suspend: bool = Field(default=False, description="Suspend (or keep suspended) the job.")
     backoff_limit: int = Field(default=2, ge=0, le=20, description="Pod retries before Failed.")

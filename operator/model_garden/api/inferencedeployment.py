@@ -55,7 +55,9 @@ class Engine(ApiModel):
 class Adapter(ApiModel):
     """A LoRA adapter served on the same base model, addressed by ``name``."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients use.")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients use."
+    )
     model_version: str = Field(pattern=DNS_SUBDOMAIN, description="An adapter ModelVersion.")
 
 

@@ -100,7 +100,9 @@ class ModelVersionSpec(ApiModel):
         }
     )
 
-    model: str = Field(pattern=DNS_LABEL, max_length=50, description="Model name, e.g. support-bot.")
+    model: str = Field(
+        pattern=DNS_LABEL, max_length=50, description="Model name, e.g. support-bot."
+    )
     version: int = Field(ge=1, description="Integer version, unique per model.")
     artifact: Artifact = Field(description="The weights.")
     source: Source = Field(default_factory=Source, description="Lineage.")
