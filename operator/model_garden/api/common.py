@@ -62,7 +62,7 @@ def _fraction(value: str) -> str:
 
 PositiveDecimal = Annotated[
     str,
-    Field(pattern=DECIMAL_PATTERN, json_schema_extra={"x-mg-positive": True}),
+    Field(pattern=DECIMAL_PATTERN),
     AfterValidator(_positive_decimal),
 ]
 """A positive decimal written as a string, e.g. ``"2e-4"`` (learning rate, budgets)."""

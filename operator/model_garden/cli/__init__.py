@@ -1,0 +1,1 @@
+"""The ``model-garden`` (alias ``mg``) command line."""
