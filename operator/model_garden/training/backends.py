@@ -1,0 +1,221 @@
+"""Backends: load the base model and make it trainable (LoRA, QLoRA, full) with Unsloth or PEFT.
+
+``auto`` picks Unsloth on a CUDA GPU when it is installed (its gain is GPU kernels) and
+Transformers + PEFT otherwise. Both hand the same kind of model to the one training loop.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from model_garden.api.common import decimal_value
+from model_garden.api.contracts import TrainingConfig
+
+LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend or method cannot run here; the message says why."""
+
+
+def select_backend(requested: str, cuda: bool, unsloth_installed: bool) -> tuple[str, str]:
+    """(backend, why) for a request given the machine."""
+    if requested == "auto":
+        if cuda and unsloth_installed:
+            return "unsloth", "auto: CUDA GPU present and Unsloth installed"
+        if not cuda:
+            return "transformers", "auto: no CUDA GPU (Unsloth's speed comes from GPU kernels)"
+        return "transformers", "auto: Unsloth is not installed in this image"
+    if requested == "unsloth" and not unsloth_installed:
+        raise BackendUnavailable(
+            "backend unsloth was requested but Unsloth is not installed in this image; "
+            "use backend transformers or an image with the `unsloth` extra"
+        )
+    return requested, f"requested {requested}"
+
+
+def unsloth_installed() -> bool:
+    return importlib.util.find_spec("unsloth") is not None
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    backend: str
+    reason: str
+    base_model: str
+    device: str
+    dtype: str
+    continued_adapter: bool = False
+
+
+def _device() -> tuple[str, Any]:
+    import torch
+
+    if torch.cuda.is_available():
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return "cuda", dtype
+    # no native bf16 on these CPUs: fp32 is ~15x faster than emulated bf16 (TOOLCHAIN.md)
+    return "cpu", torch.float32
+
+
+def resolve_base(config: TrainingConfig) -> tuple[str, dict[str, Any], bool]:
+    """(path or hub id, from_pretrained kwargs, is an adapter folder to continue)."""
+    rt = config.runtime
+    source = rt.base_model
+    if source.startswith("file://"):
+        source = source[len("file://") :]
+    kwargs: dict[str, Any] = {}
+    local = Path(source)
+    if local.exists():
+        if (local / "adapter_config.json").exists():
+            return str(local), kwargs, True
+        return str(local), kwargs, False
+    if rt.base_model_revision:
+        kwargs["revision"] = rt.base_model_revision
+    token = os.environ.get(rt.hf_token_env)
+    if token:
+        kwargs["token"] = token
+    return source, kwargs, False
+
+
+def _target_modules(config: TrainingConfig) -> Any:
+    targets = list(config.spec.method.lora.target_modules)
+    return "all-linear" if targets == ["all-linear"] else targets
+
+
+def load(config: TrainingConfig, backend: str, reason: str) -> LoadedModel:
+    method = config.spec.method.type
+    source, kwargs, is_adapter = resolve_base(config)
+    if backend == "unsloth":
+        return _load_unsloth(config, source, kwargs, is_adapter, reason)
+    return _load_transformers(config, source, kwargs, is_adapter, method, reason)
+
+
+def _adapter_base(adapter_dir: str) -> str:
+    cfg = json.loads((Path(adapter_dir) / "adapter_config.json").read_text(encoding="utf-8"))
+    base = cfg.get("base_model_name_or_path")
+    if not base:
+        raise BackendUnavailable(f"{adapter_dir}: adapter_config.json names no base model")
+    return str(base)
+
+
+def _load_transformers(
+    config: TrainingConfig,
+    source: str,
+    kwargs: dict[str, Any],
+    is_adapter: bool,
+    method: str,
+    reason: str,
+) -> LoadedModel:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device, dtype = _device()
+    base_path = _adapter_base(source) if is_adapter else source
+    tokenizer = AutoTokenizer.from_pretrained(source if is_adapter else base_path, **kwargs)
+    load_kwargs: dict[str, Any] = {**kwargs, "dtype": dtype}
+    if method == "qlora":
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except ImportError as exc:
+            raise BackendUnavailable("qlora needs bitsandbytes, which is not installed") from exc
+        load_kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        load_kwargs["device_map"] = {"": device if device == "cpu" else 0}
+    model = AutoModelForCausalLM.from_pretrained(base_path, **load_kwargs)
+    if method != "qlora":
+        model.to(device)
+    model.config.use_cache = False
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if method == "full":
+        if is_adapter:
+            raise BackendUnavailable(
+                "method full cannot continue from an adapter artifact; use lora, or a merged one"
+            )
+        model.train()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return LoadedModel(model, tokenizer, "transformers", reason, base_path, device, str(dtype))
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        # gradient checkpointing off: it costs ~15x on CPU and little memory is at stake here
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if is_adapter:
+        model = PeftModel.from_pretrained(model, source, is_trainable=True)
+    else:
+        lora = config.spec.method.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.rank,
+                lora_alpha=lora.alpha,
+                lora_dropout=decimal_value(lora.dropout),
+                target_modules=_target_modules(config),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    model.train()
+    torch.manual_seed(config.spec.hyperparameters.seed)
+    return LoadedModel(
+        model, tokenizer, "transformers", reason, base_path, device, str(dtype), is_adapter
+    )
+
+
+def _load_unsloth(
+    config: TrainingConfig,
+    source: str,
+    kwargs: dict[str, Any],
+    is_adapter: bool,
+    reason: str,
+) -> LoadedModel:
+    try:
+        from unsloth import FastLanguageModel
+    except Exception as exc:  # Unsloth raises plain errors on unsupported machines
+        raise BackendUnavailable(f"Unsloth cannot run here: {exc}") from exc
+    import torch
+
+    method = config.spec.method.type
+    on_gpu = torch.cuda.is_available()
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=source,
+        max_seq_length=config.spec.dataset.max_seq_length,
+        dtype=None if on_gpu else torch.float32,
+        load_in_4bit=method == "qlora",
+        full_finetuning=method == "full",
+        token=kwargs.get("token"),
+        revision=kwargs.get("revision"),
+    )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if method != "full" and not is_adapter:
+        lora = config.spec.method.lora
+        targets = _target_modules(config)
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=lora.rank,
+            lora_alpha=lora.alpha,
+            lora_dropout=decimal_value(lora.dropout),
+            target_modules=LINEAR_NAMES if targets == "all-linear" else targets,
+            use_gradient_checkpointing="unsloth" if on_gpu else False,
+            random_state=config.spec.hyperparameters.seed,
+        )
+    FastLanguageModel.for_training(model)
+    base = _adapter_base(source) if is_adapter else source
+    device = "cuda" if on_gpu else "cpu"
+    return LoadedModel(model, tokenizer, "unsloth", reason, base, device, str(model.dtype), is_adapter)

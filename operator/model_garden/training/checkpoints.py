@@ -1,0 +1,176 @@
+"""Atomic checkpoints: write into a hidden temp folder, mark it complete, then rename.
+
+A checkpoint is ``<checkpoint_dir>/checkpoint-<step>/`` holding the trainable weights, the
+optimizer and scheduler state, RNG states and ``trainer_state.json``; ``COMPLETE`` is written
+last and the folder only gets its final name by an atomic rename, so a run killed while saving
+leaves a ``.tmp-…`` folder that is never picked (and is removed on the next start).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+PATTERN = re.compile(r"^checkpoint-(\d+)$")
+MARKER = "COMPLETE"
+STATE = "trainer_state.json"
+
+
+def checkpoint_path(root: str | Path, step: int) -> Path:
+    return Path(root) / f"checkpoint-{step}"
+
+
+def is_complete(path: Path) -> bool:
+    """Complete = final name, marker present and the state file parses with the same step."""
+    match = PATTERN.match(path.name)
+    if not match or not (path / MARKER).is_file():
+        return False
+    try:
+        state = json.loads((path / STATE).read_text(encoding="utf-8"))
+        marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if state.get("step") != int(match.group(1)):
+        return False
+    files = marker.get("files", {})
+    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in files.items())
+
+
+def complete_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    base = Path(root)
+    if not base.is_dir():
+        return []
+    found = [p for p in base.iterdir() if p.is_dir() and is_complete(p)]
+    return sorted(found, key=lambda p: int(PATTERN.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    done = complete_checkpoints(root)
+    return done[-1] if done else None
+
+
+def clean_partial(root: str | Path) -> list[Path]:
+    """Remove leftovers of interrupted saves (temp folders, unmarked checkpoint folders)."""
+    base = Path(root)
+    removed = []
+    if not base.is_dir():
+        return removed
+    for p in base.iterdir():
+        if p.is_dir() and (p.name.startswith(".tmp-") or (PATTERN.match(p.name) and not is_complete(p))):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def prune(root: str | Path, keep: int) -> list[Path]:
+    """Delete the oldest complete checkpoints beyond ``keep``."""
+    done = complete_checkpoints(root)
+    old = done[: max(0, len(done) - keep)]
+    for p in old:
+        # rename first so a kill mid-delete never leaves a "complete" half folder behind
+        trash = p.with_name(f".tmp-delete-{p.name}")
+        p.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    return old
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def begin(root: str | Path, step: int) -> Path:
+    tmp = Path(root) / f".tmp-checkpoint-{step}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit(tmp: Path, step: int, state: dict[str, Any]) -> Path:
+    """Write the state file and the marker (last), fsync, then rename into place."""
+    (tmp / STATE).write_text(json.dumps({**state, "step": step}, indent=2), encoding="utf-8")
+    files = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+    for name in files:
+        with (tmp / name).open("rb") as fh:
+            os.fsync(fh.fileno())
+    (tmp / MARKER).write_text(json.dumps({"files": files}), encoding="utf-8")
+    final = checkpoint_path(tmp.parent, step)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    _fsync_dir(tmp.parent)
+    return final
+
+
+def read_state(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((path / STATE).read_text(encoding="utf-8"))
+    return data
+
+
+def save(
+    root: str | Path,
+    step: int,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    state: dict[str, Any],
+    full: bool,
+) -> Path:
+    """Save the trainable weights + optimizer/scheduler/RNG state atomically (runtime only)."""
+    import random
+
+    import torch
+    from safetensors.torch import save_file
+
+    tmp = begin(root, step)
+    weights = trainable_state(model, full)
+    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "weights.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    torch.save(rng, tmp / "rng.pt")
+    return commit(tmp, step, state)
+
+
+def trainable_state(model: Any, full: bool) -> dict[str, Any]:
+    """What training changes: trainable parameters (all of them for full fine-tuning).
+
+    ``named_parameters`` lists a tied weight once, so safetensors accepts it; buffers such as
+    rotary frequencies are rebuilt by the model and need no saving.
+    """
+    return {n: p for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load(path: Path, model: Any, optimizer: Any, scheduler: Any, full: bool) -> dict[str, Any]:
+    """Restore a checkpoint saved by :func:`save`; returns its trainer state."""
+    import random
+
+    import torch
+    from safetensors.torch import load_file
+
+    weights = load_file(path / "weights.safetensors")
+    params = dict(model.named_parameters())
+    missing = [k for k in weights if k not in params]
+    if missing:
+        raise RuntimeError(f"checkpoint {path} does not match the model: {missing[:3]}")
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
+    rng = torch.load(path / "rng.pt", weights_only=False)
+    random.setstate(rng["python"])
+    torch.set_rng_state(rng["torch"])
+    return read_state(path)

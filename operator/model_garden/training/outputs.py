@@ -1,0 +1,148 @@
+"""Artifact digests, the model card, and the result document (pure; no torch).
+
+The digest of an artifact folder is the sha256 of its manifest: one ``<sha256>  <path>`` line per
+file (``sha256sum`` format), sorted by relative path; ``cd DIR && find . -type f | sort | …``
+reproduces it, and a changed, added or removed file changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from model_garden.api.common import CarbonReport
+from model_garden.api.contracts import (
+    ArtifactFile,
+    ArtifactKind,
+    Outcome,
+    TrainingMetrics,
+    TrainingResult,
+    write_document,
+)
+
+RESULT_FILE = "training-result.json"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest(folder: Path) -> str:
+    lines = []
+    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
+        lines.append(f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}\n")
+    return "".join(lines)
+
+
+def folder_digest(folder: Path) -> tuple[str, int]:
+    """(``sha256:<hex>`` of the manifest, total bytes)."""
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    return "sha256:" + hashlib.sha256(manifest(folder).encode()).hexdigest(), size
+
+
+def artifact(kind: ArtifactKind, folder: Path, base_uri: str | None, output_dir: Path) -> ArtifactFile:
+    digest, size = folder_digest(folder)
+    uri = None
+    if base_uri:
+        uri = base_uri.rstrip("/") + "/" + folder.relative_to(output_dir).as_posix()
+    return ArtifactFile(kind=kind, path=str(folder), uri=uri, size_bytes=size, digest=digest)
+
+
+def model_card(
+    name: str,
+    base_model: str,
+    kind: ArtifactKind,
+    method: str,
+    backend: str,
+    dataset: str,
+    metrics: TrainingMetrics,
+    carbon: CarbonReport,
+    hardware: str,
+) -> str:
+    """README.md with Hugging Face metadata, including ``co2_eq_emissions`` (grams)."""
+    location = carbon.country or "unknown"
+    if carbon.region:
+        location = f"{location}/{carbon.region}"
+    meta: dict[str, Any] = {
+        "base_model": base_model,
+        "library_name": "peft" if kind == ArtifactKind.ADAPTER else "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["model-garden", method, "generated_from_trainer"],
+        "co2_eq_emissions": {
+            "emissions": round(carbon.emissions_kg * 1000.0, 6),
+            "source": f"CodeCarbon ({carbon.method})",
+            "training_type": "fine-tuning",
+            "geographical_location": location,
+            "hardware_used": hardware,
+        },
+        "model-index": [
+            {
+                "name": name,
+                "results": [
+                    {
+                        "task": {"type": "text-generation"},
+                        "metrics": [
+                            {"type": "loss", "name": "eval loss", "value": metrics.eval_loss}
+                        ],
+                    }
+                ],
+            }
+        ],
+    }
+    body = [
+        f"# {name}",
+        "",
+        f"A {method} fine-tune of `{base_model}` ({kind.value}), trained by Model Garden with the "
+        f"`{backend}` backend on `{dataset}`.",
+        "",
+        "## Training metrics",
+        "",
+        "| metric | value |",
+        "|---|---|",
+    ]
+    for key, value in metrics.model_dump(exclude_none=True).items():
+        body.append(f"| {key} | {value} |")
+    body += [
+        "",
+        "## Carbon",
+        "",
+        f"Energy {carbon.energy_kwh:.6g} kWh (CPU {carbon.cpu_energy_kwh:.6g}, GPU "
+        f"{carbon.gpu_energy_kwh:.6g}, RAM {carbon.ram_energy_kwh:.6g}), emissions "
+        f"{carbon.emissions_kg * 1000:.6g} g CO2e at {carbon.grid_intensity_g_per_kwh} g/kWh "
+        f"({location}). Figures are **{carbon.method}** "
+        f"({', '.join(f'{k}: {v}' for k, v in sorted(carbon.component_methods.items()))}).",
+        "",
+    ]
+    front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    return f"---\n{front}---\n\n" + "\n".join(body)
+
+
+def write_result(
+    result: TrainingResult, termination_path: str | None, output_dir: str | Path | None
+) -> str:
+    """Write the result to the termination-message path (< 4 KB) and the output dir."""
+    message = result.to_termination_message()
+    if output_dir:
+        try:
+            write_document(result, Path(output_dir) / RESULT_FILE)
+        except OSError:
+            pass  # the termination message below is what the operator reads
+    if termination_path:
+        try:
+            target = Path(termination_path)
+            if target.parent.exists():
+                target.write_text(message, encoding="utf-8")
+        except OSError:
+            pass
+    return message
+
+
+def failure(reason: str, message: str, **fields: Any) -> TrainingResult:
+    return TrainingResult(outcome=Outcome.FAILED, reason=reason, message=message[:1500], **fields)
