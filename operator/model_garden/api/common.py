@@ -256,3 +256,21 @@ def split_uri(uri: str) -> tuple[str, str]:
     if not match:
         raise ValueError(f"{uri!r} is not a URI of the form scheme://path")
     return match.group(1), match.group(2)
+
+
+def describe_errors(exc: Exception, prefix: str = "") -> list[str]:
+    """One line per problem, each naming the field as users write it: ``spec.dataset.format: …``.
+
+    Works for pydantic's ValidationError (locations use the camelCase names of the manifest);
+    other exceptions become a single line.
+    """
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return [f"{prefix}{exc}"]
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after", "function-before"))
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{loc}: {message}" if loc else f"{prefix}{message}")
+    return lines

@@ -109,6 +109,14 @@ def _defaults_for_nested_models(model: type[BaseModel], schema: dict[str, Any]) 
             _defaults_for_nested_models(item_models[0], prop["items"])
 
 
+def _without_defaults(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return {k: _without_defaults(v) for k, v in schema.items() if k != "default"}
+    if isinstance(schema, list):
+        return [_without_defaults(v) for v in schema]
+    return schema
+
+
 def schema_for(kind: Kind) -> dict[str, Any]:
     """The openAPIV3Schema of one kind."""
     raw = kind.model.model_json_schema(by_alias=True, mode="validation")
@@ -120,7 +128,7 @@ def schema_for(kind: Kind) -> dict[str, Any]:
     status_model = kind.model.model_fields["status"].annotation
     assert isinstance(spec_model, type) and isinstance(status_model, type)
     _defaults_for_nested_models(spec_model, spec)
-    status.pop("default", None)
+    status = _without_defaults(status)  # status is written by controllers, never defaulted
     root: dict[str, Any] = {
         "type": "object",
         "description": (kind.model.__doc__ or "").strip(),

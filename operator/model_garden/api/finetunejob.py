@@ -71,9 +71,7 @@ class BaseModelSource(ApiModel):
     def _exactly_one(self) -> BaseModelSource:
         chosen = [n for n in ("hub", "model_version", "uri") if getattr(self, n) is not None]
         if len(chosen) != 1:
-            raise ValueError(
-                f"baseModel: set exactly one of hub, modelVersion, uri (got {len(chosen)})"
-            )
+            raise ValueError(f"set exactly one of hub, modelVersion, uri (got {len(chosen)})")
         return self
 
 

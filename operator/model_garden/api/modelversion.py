@@ -57,7 +57,7 @@ class Artifact(ApiModel):
     @model_validator(mode="after")
     def _adapter_needs_base(self) -> Artifact:
         if self.format == ArtifactFormat.ADAPTER and not self.base_model:
-            raise ValueError("artifact.baseModel is required when artifact.format is adapter")
+            raise ValueError("baseModel is required when format is adapter")
         return self
 
 
