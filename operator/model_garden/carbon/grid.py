@@ -58,15 +58,11 @@ def _codecarbon_mix() -> dict[str, dict[str, object]]:
 def grid_intensity(country: str | None, region: str | None = None) -> GridIntensity:
     """Intensity for an ISO 3166-1 alpha-3 country (the region is recorded, not yet resolved)."""
     code = (country or "").upper()
-    mix = _codecarbon_mix().get(code)
-    if mix and isinstance(mix.get("carbon_intensity"), int | float):
+    mix = _codecarbon_mix().get(code, {})
+    value = mix.get("carbon_intensity")
+    if isinstance(value, int | float):
         year = mix.get("year", "")
-        return GridIntensity(
-            float(mix["carbon_intensity"]),
-            code,
-            region,  # type: ignore[arg-type]
-            f"codecarbon energy mix {year}".strip(),
-        )
+        return GridIntensity(float(value), code, region, f"codecarbon energy mix {year}".strip())
     if code in _FALLBACK:
         return GridIntensity(_FALLBACK[code], code, region, "model-garden embedded table")
     return GridIntensity(WORLD_AVERAGE_G_PER_KWH, code or "WORLD", region, "world average")
