@@ -1,0 +1,5 @@
+"""``python -m model_garden.operator``: run the operator against the current cluster."""
+
+from .runner import main
+
+main()

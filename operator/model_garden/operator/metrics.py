@@ -1,0 +1,110 @@
+"""The operator's Prometheus metrics: reconciliations, errors, conditions, energy and emissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+CONDITION_TYPES = ("Ready", "Running", "Succeeded", "Failed", "Progressing")
+JOULES_PER_KWH = 3.6e6
+
+
+class OperatorMetrics:
+    """One set of metrics per operator run (its own registry, so restarts in tests are clean)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reconciliations = Counter(
+            "modelgarden_operator_reconciliations_total",
+            "Reconciliations by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "modelgarden_operator_reconcile_errors_total",
+            "Reconciliations that raised, by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.conditions = Gauge(
+            "modelgarden_resources",
+            "Resources by kind, condition type and status.",
+            ["kind", "condition", "status"],
+            registry=self.registry,
+        )
+        self.job_energy = Gauge(
+            "modelgarden_finetunejob_energy_joules",
+            "Energy a FineTuneJob used so far (from status.carbon).",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.job_emissions = Gauge(
+            "modelgarden_finetunejob_emissions_grams",
+            "Emissions of a FineTuneJob so far, g CO2e.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.model_emissions = Gauge(
+            "modelgarden_modelversion_lifetime_emissions_grams",
+            "Training plus serving emissions of a ModelVersion, g CO2e.",
+            ["namespace", "name", "model"],
+            registry=self.registry,
+        )
+        self.serving_energy = Gauge(
+            "modelgarden_inferencedeployment_energy_joules",
+            "Energy an InferenceDeployment used (status.carbon).",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self.serving_emissions = Gauge(
+            "modelgarden_inferencedeployment_emissions_grams",
+            "Emissions of an InferenceDeployment, g CO2e.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
+        self._server: Any = None
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
+        if port:
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+            self._server = server
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def observe_statuses(self, kind: str, bodies: list[dict[str, Any]]) -> None:
+        """Recount resources per condition and refresh the carbon gauges from their statuses."""
+        counts: dict[tuple[str, str], int] = {
+            (t, s): 0 for t in CONDITION_TYPES for s in ("True", "False", "Unknown")
+        }
+        for body in bodies:
+            status = body.get("status") or {}
+            for cond in status.get("conditions") or []:
+                key = (cond.get("type", ""), cond.get("status", "Unknown"))
+                counts[key] = counts.get(key, 0) + 1
+            meta = body.get("metadata") or {}
+            ns, name = meta.get("namespace", ""), meta.get("name", "")
+            carbon = status.get("carbon") or {}
+            if kind == "FineTuneJob" and carbon:
+                self.job_energy.labels(ns, name).set(
+                    float(carbon.get("energyKwh", 0)) * JOULES_PER_KWH
+                )
+                self.job_emissions.labels(ns, name).set(float(carbon.get("emissionsKg", 0)) * 1000)
+            elif kind == "InferenceDeployment" and carbon:
+                self.serving_energy.labels(ns, name).set(
+                    float(carbon.get("energyKwh", 0)) * JOULES_PER_KWH
+                )
+                self.serving_emissions.labels(ns, name).set(
+                    float(carbon.get("emissionsKg", 0)) * 1000
+                )
+            elif kind == "ModelVersion" and status.get("lifetimeEmissionsKg") is not None:
+                model = (body.get("spec") or {}).get("model", "")
+                self.model_emissions.labels(ns, name, model).set(
+                    float(status["lifetimeEmissionsKg"]) * 1000
+                )
+        for (ctype, cstatus), count in counts.items():
+            self.conditions.labels(kind, ctype, cstatus).set(count)

@@ -1,0 +1,103 @@
+"""Small, pure readers of observed objects (Jobs, Pods, Deployments) shared by the planners."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from model_garden.api.contracts import TrainingResult
+
+TRAINER_CONTAINER = "trainer"
+
+
+def parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def condition(obj: dict[str, Any] | None, type: str) -> dict[str, Any] | None:
+    """The ``status.conditions`` entry of ``type`` of a Kubernetes object, if any."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type:
+            return dict(cond)
+    return None
+
+
+def condition_true(obj: dict[str, Any] | None, type: str) -> bool:
+    cond = condition(obj, type)
+    return cond is not None and cond.get("status") == "True"
+
+
+def job_finished(job: dict[str, Any] | None) -> str | None:
+    """ "Complete", "Failed" or None for a batch/v1 Job."""
+    if condition_true(job, "Complete"):
+        return "Complete"
+    if condition_true(job, "Failed"):
+        return "Failed"
+    return None
+
+
+def job_active(job: dict[str, Any]) -> bool:
+    """A Job that holds (or is about to hold) compute: not finished and not suspended."""
+    return job_finished(job) is None and not (job.get("spec") or {}).get("suspend", False)
+
+
+def newest_first(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        pods,
+        key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "",
+        reverse=True,
+    )
+
+
+def container_status(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == name:
+            return dict(status)
+    return None
+
+
+def terminated(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The container's terminated state (current, else the last one), if it terminated."""
+    status = container_status(pod, name) or {}
+    return ((status.get("state") or {}).get("terminated")) or (
+        (status.get("lastState") or {}).get("terminated")
+    )
+
+
+def waiting(pod: dict[str, Any], name: str) -> dict[str, Any] | None:
+    status = container_status(pod, name) or {}
+    result = (status.get("state") or {}).get("waiting")
+    return dict(result) if result else None
+
+
+def parse_result(message: str | None) -> TrainingResult | None:
+    """The TrainingResult of a termination message, or None when it is not one."""
+    if not message:
+        return None
+    try:
+        return TrainingResult.model_validate_json(message)
+    except (ValidationError, ValueError):
+        return None
+
+
+def trim(obj: dict[str, Any]) -> dict[str, Any]:
+    """What the indexes keep of a child: identity, spec, status (no managedFields)."""
+    meta = dict(obj.get("metadata") or {})
+    keep = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp")
+    out: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {k: meta[k] for k in keep if k in meta},
+    }
+    for key in ("spec", "status", "data"):
+        if key in obj:
+            out[key] = obj[key]
+    if "deletionTimestamp" in meta:
+        out["metadata"]["deletionTimestamp"] = meta["deletionTimestamp"]
+    return out

@@ -1,0 +1,160 @@
+"""What a planner returns and the helpers every planner shares (labels, owner refs, drift checks).
+
+A plan is data: the executor turns it into API calls. Planners are pure functions of the
+resource, what was observed of its children and ``now``, so the same inputs give the same plan
+and re-running a plan after it was applied gives an empty one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+OPERATOR_NAME = "model-garden-operator"
+LABEL_FTJ = "modelgarden.dev/fine-tune-job"
+LABEL_FTJ_UID = "modelgarden.dev/fine-tune-job-uid"
+LABEL_MODEL = "modelgarden.dev/model"
+LABEL_MV = "modelgarden.dev/model-version"
+LABEL_IDEP = "modelgarden.dev/inference-deployment"
+LABEL_COMPONENT = "app.kubernetes.io/component"
+LABEL_EXPERIMENT = "modelgarden.dev/experiment"
+LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
+ANNOTATION_VERSION = "modelgarden.dev/model-version"
+ANNOTATION_CONFIG_HASH = "modelgarden.dev/config-hash"
+FINALIZER_IN_USE = "modelgarden.dev/in-use-protection"
+FIELD_MANAGER = OPERATOR_NAME
+
+EventType = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """Enough to address one object: apiVersion, kind, namespace, name."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectRef:
+        meta = obj["metadata"]
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"])
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event on the reconciled resource: a sentence a person reads."""
+
+    type: EventType
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    """The changes that bring the world to the resource's spec, in execution order.
+
+    ``create``: objects made once and never updated (Jobs, ModelVersions): AlreadyExists is
+    success. ``apply``: objects kept equal to the desired state (server-side apply).
+    ``patch``: merge patches to existing objects (a Job's suspend, a finalizer list).
+    ``delete``: NotFound is success. ``status``: merge patch of the resource's status
+    (None when nothing changed). ``events``: posted on the resource.
+    """
+
+    create: list[dict[str, Any]] = field(default_factory=list)
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    patch: list[tuple[ObjectRef, dict[str, Any]]] = field(default_factory=list)
+    delete: list[ObjectRef] = field(default_factory=list)
+    status: dict[str, Any] | None = None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.create or self.apply or self.patch or self.delete or self.status or self.events
+        )
+
+    def details(self) -> list[str]:
+        """Human sentences describing the plan (for logs)."""
+        out = [f"Creating {o['kind']} {o['metadata']['name']}" for o in self.create]
+        out += [f"Applying {o['kind']} {o['metadata']['name']}" for o in self.apply]
+        out += [f"Patching {r.kind} {r.name}" for r, _ in self.patch]
+        out += [f"Deleting {r.kind} {r.name}" for r in self.delete]
+        if self.status:
+            out.append("Updating status")
+        return out
+
+    def event(self, type: EventType, reason: str, message: str) -> None:
+        self.events.append(Event(type, reason, message))
+
+
+def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    """A controller ownerReference to ``owner`` (children are garbage-collected with it)."""
+    meta = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_meta(
+    owner: dict[str, Any], name: str, labels: dict[str, str], **extra: Any
+) -> dict[str, Any]:
+    """metadata of a child: same namespace, our labels, a controller ownerReference."""
+    meta: dict[str, Any] = {
+        "name": name,
+        "namespace": owner["metadata"]["namespace"],
+        "labels": {MANAGED_BY: OPERATOR_NAME, **labels},
+        "ownerReferences": [owner_reference(owner)],
+    }
+    meta.update(extra)
+    return meta
+
+
+def child_name(base: str, suffix: str, limit: int = 63) -> str:
+    """``<base>-<suffix>``, shortened with a stable hash when it would exceed ``limit``."""
+    name = f"{base}-{suffix}"
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    keep = limit - len(suffix) - len(digest) - 2
+    return f"{base[:keep].rstrip('-')}-{digest}-{suffix}"
+
+
+def stable_hash(doc: Any) -> str:
+    """A short hash of a JSON document (to roll pods when what they read at start changes)."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def is_subset(desired: Any, observed: Any) -> bool:
+    """True when every field of ``desired`` is present and equal in ``observed``.
+
+    The server adds defaults, so observed objects are supersets of what we applied; lists must
+    have the same length and match element by element.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(observed, dict):
+            return False
+        return all(k in observed and is_subset(v, observed[k]) for k, v in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(observed, list) or len(desired) != len(observed):
+            return False
+        return all(is_subset(d, o) for d, o in zip(desired, observed, strict=True))
+    if isinstance(desired, (int, float)) and isinstance(observed, (int, float)):
+        return desired == observed
+    return bool(desired == observed) or (str(desired) == str(observed) and desired is not None)
+
+
+def status_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
+    """The top-level status fields of ``desired`` that differ from ``current`` (None: no change)."""
+    changed = {k: v for k, v in desired.items() if current.get(k) != v}
+    return changed or None

@@ -1,0 +1,74 @@
+"""Verify an imported artifact directory: ``python -m model_garden.operator.verify --path DIR``.
+
+Run by a ModelVersion's verification Job. It checks that the directory holds a model
+(config.json) or a LoRA adapter (adapter_config.json) with weights, and writes a JSON report
+(size and sha256 digest) to the termination message, which the operator reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
+
+
+def digest_directory(root: Path) -> tuple[int, str, int]:
+    """(total bytes, ``sha256:<hex>`` over sorted relative paths and contents, file count)."""
+    outer = hashlib.sha256()
+    size = count = 0
+    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for path in files:
+        rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+        inner = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                inner.update(chunk)
+                size += len(chunk)
+        outer.update(f"{rel}\0{inner.hexdigest()}\n".encode())
+        count += 1
+    return size, f"sha256:{outer.hexdigest()}", count
+
+
+def check(root: Path, fmt: str) -> str | None:
+    """A sentence naming what is missing, or None when the artifact looks complete."""
+    if not root.exists():
+        return f"{root} does not exist"
+    if fmt == "gguf":
+        ok = root.is_file() or any(root.glob("*.gguf"))
+        return None if ok else f"no .gguf file in {root}"
+    marker = "adapter_config.json" if fmt == "adapter" else "config.json"
+    if not (root / marker).is_file():
+        return f"{marker} missing in {root}"
+    if not any(p.suffix in WEIGHT_SUFFIXES for p in root.iterdir()):
+        return f"no weights ({', '.join(WEIGHT_SUFFIXES)}) in {root}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--format", default="merged", choices=["merged", "adapter", "gguf"])
+    parser.add_argument("--termination-log", default="/dev/termination-log")
+    args = parser.parse_args(argv)
+    root = Path(args.path)
+    problem = check(root, args.format)
+    if problem:
+        report: dict[str, object] = {"error": problem}
+    else:
+        size, digest, count = digest_directory(root)
+        report = {"sizeBytes": size, "digest": digest, "files": count}
+    text = json.dumps(report)
+    print(text)
+    try:
+        Path(args.termination_log).write_text(text, encoding="utf-8")
+    except OSError:
+        pass
+    return 1 if problem else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
