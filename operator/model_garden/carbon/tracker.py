@@ -133,7 +133,9 @@ class TrainingCarbonTracker:
         if t is None:
             return EnergySplit()
         return EnergySplit(
-            float(t._total_cpu_energy.kWh), float(t._total_gpu_energy.kWh), float(t._total_ram_energy.kWh)
+            float(t._total_cpu_energy.kWh),
+            float(t._total_gpu_energy.kWh),
+            float(t._total_ram_energy.kWh),
         )
 
     def energy(self) -> EnergySplit:

@@ -7,6 +7,7 @@ import click
 from model_garden import __version__
 
 from .crds import crds
+from .dataset import dataset
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,3 +17,4 @@ def cli() -> None:
 
 
 cli.add_command(crds)
+cli.add_command(dataset)

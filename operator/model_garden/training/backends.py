@@ -218,4 +218,6 @@ def _load_unsloth(
     FastLanguageModel.for_training(model)
     base = _adapter_base(source) if is_adapter else source
     device = "cuda" if on_gpu else "cpu"
-    return LoadedModel(model, tokenizer, "unsloth", reason, base, device, str(model.dtype), is_adapter)
+    return LoadedModel(
+        model, tokenizer, "unsloth", reason, base, device, str(model.dtype), is_adapter
+    )

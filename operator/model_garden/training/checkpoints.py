@@ -37,7 +37,10 @@ def is_complete(path: Path) -> bool:
     if state.get("step") != int(match.group(1)):
         return False
     files = marker.get("files", {})
-    return all((path / name).is_file() and (path / name).stat().st_size == size for name, size in files.items())
+    return all(
+        (path / name).is_file() and (path / name).stat().st_size == size
+        for name, size in files.items()
+    )
 
 
 def complete_checkpoints(root: str | Path) -> list[Path]:
@@ -57,11 +60,13 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 def clean_partial(root: str | Path) -> list[Path]:
     """Remove leftovers of interrupted saves (temp folders, unmarked checkpoint folders)."""
     base = Path(root)
-    removed = []
+    removed: list[Path] = []
     if not base.is_dir():
         return removed
     for p in base.iterdir():
-        if p.is_dir() and (p.name.startswith(".tmp-") or (PATTERN.match(p.name) and not is_complete(p))):
+        if p.is_dir() and (
+            p.name.startswith(".tmp-") or (PATTERN.match(p.name) and not is_complete(p))
+        ):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
@@ -136,7 +141,9 @@ def save(
 
     tmp = begin(root, step)
     weights = trainable_state(model, full)
-    save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "weights.safetensors")
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "weights.safetensors"
+    )
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     rng = {"python": random.getstate(), "torch": torch.get_rng_state()}

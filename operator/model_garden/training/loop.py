@@ -75,7 +75,12 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
 
 
 def evaluate(
-    model: Any, ids: list[list[int]], labels: list[list[int]], batch_size: int, pad_id: int, device: str
+    model: Any,
+    ids: list[list[int]],
+    labels: list[list[int]],
+    batch_size: int,
+    pad_id: int,
+    device: str,
 ) -> float | None:
     import torch
 
@@ -87,7 +92,9 @@ def evaluate(
     with torch.no_grad():
         lengths = [len(x) for x in ids]
         for batch_idx in plan_epoch(lengths, batch_size, 0, 0, True):
-            batch = collate([ids[i] for i in batch_idx], [labels[i] for i in batch_idx], pad_id, device)
+            batch = collate(
+                [ids[i] for i in batch_idx], [labels[i] for i in batch_idx], pad_id, device
+            )
             s, n = loss_sum(model, batch)
             total += float(s)
             count += n

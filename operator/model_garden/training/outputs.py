@@ -47,7 +47,9 @@ def folder_digest(folder: Path) -> tuple[str, int]:
     return "sha256:" + hashlib.sha256(manifest(folder).encode()).hexdigest(), size
 
 
-def artifact(kind: ArtifactKind, folder: Path, base_uri: str | None, output_dir: Path) -> ArtifactFile:
+def artifact(
+    kind: ArtifactKind, folder: Path, base_uri: str | None, output_dir: Path
+) -> ArtifactFile:
     digest, size = folder_digest(folder)
     uri = None
     if base_uri:

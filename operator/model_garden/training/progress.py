@@ -99,7 +99,13 @@ def prometheus_text(p: TrainingProgress, labels: dict[str, str], tokens_total: i
         ("loss", "gauge", "Training loss of the last step.", p.loss, lab),
         ("eval_loss", "gauge", "Last evaluation loss.", p.eval_loss, lab),
         ("learning_rate", "gauge", "Current learning rate.", p.learning_rate, lab),
-        ("tokens_per_second", "gauge", "Real (non-pad) tokens per second.", p.tokens_per_second, lab),
+        (
+            "tokens_per_second",
+            "gauge",
+            "Real (non-pad) tokens per second.",
+            p.tokens_per_second,
+            lab,
+        ),
         ("eta_seconds", "gauge", "Estimated seconds to the last step.", p.eta_seconds, lab),
         ("tokens_total", "counter", "Real tokens trained on.", float(tokens_total), lab),
         (

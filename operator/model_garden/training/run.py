@@ -184,10 +184,19 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         loaded = load(config, backend, why)
         base.base_model = loaded.base_model if not is_adapter else _adapter_base(source)
         model = loaded.model
-        log("model", backend=backend, why=why, device=loaded.device, dtype=loaded.dtype, threads=threads)
+        log(
+            "model",
+            backend=backend,
+            why=why,
+            device=loaded.device,
+            dtype=loaded.dtype,
+            threads=threads,
+        )
         n_train = len(tok_train.input_ids)
         spe = steps_per_epoch(n_train, hp.batch_size, hp.gradient_accumulation_steps)
-        total = total_steps(n_train, hp.batch_size, hp.gradient_accumulation_steps, hp.epochs, hp.max_steps)
+        total = total_steps(
+            n_train, hp.batch_size, hp.gradient_accumulation_steps, hp.epochs, hp.max_steps
+        )
         from transformers import get_scheduler
 
         params = [p for p in model.parameters() if p.requires_grad]
@@ -228,7 +237,9 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             previous = EnergySplit(**saved.get("energy", {}))
             base.resumed_from_step = state.step
             log("resumed", checkpoint=str(latest), step=state.step)
-        carbon = TrainingCarbonTracker(rt.country or spec.carbon.country, rt.region or spec.carbon.region, previous)
+        carbon = TrainingCarbonTracker(
+            rt.country or spec.carbon.country, rt.region or spec.carbon.region, previous
+        )
         carbon.start()
         tracker.progress.total_steps = total
         tracker.progress.step = state.step
@@ -260,7 +271,11 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
                     "initialEvalLoss": st.initial_eval_loss,
                     "evalLoss": st.eval_loss,
                     "trainSeconds": st.train_seconds,
-                    "energy": {"cpu_kwh": energy.cpu_kwh, "gpu_kwh": energy.gpu_kwh, "ram_kwh": energy.ram_kwh},
+                    "energy": {
+                        "cpu_kwh": energy.cpu_kwh,
+                        "gpu_kwh": energy.gpu_kwh,
+                        "ram_kwh": energy.ram_kwh,
+                    },
                     "totalSteps": total,
                 },
                 full,
@@ -275,7 +290,12 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             if st.step % eval_every == 0 or st.step == total:
                 if st.step % eval_every == 0 and st.step < total:
                     st.eval_loss = evaluate(
-                        model, tok_eval.input_ids, tok_eval.labels, hp.batch_size, pad_id, loaded.device
+                        model,
+                        tok_eval.input_ids,
+                        tok_eval.labels,
+                        hp.batch_size,
+                        pad_id,
+                        loaded.device,
                     )
                     if st.eval_loss is not None:
                         tracker.set_eval_loss(st.eval_loss)
@@ -320,7 +340,9 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             base.metrics = _metrics(state, spe, tok_train.truncated)
             if stop.reason == "CarbonBudgetExceeded":
                 msg = f"emissions passed the budget of {budget} kg CO2e at step {state.step}"
-                return finish(base.model_copy(update={"reason": stop.reason, "message": msg}), EXIT_FAILED)
+                return finish(
+                    base.model_copy(update={"reason": stop.reason, "message": msg}), EXIT_FAILED
+                )
             return finish(_terminated(base, state.step), EXIT_TERMINATED)
 
         # 4. final eval and artifacts
