@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install everything the tests and local mode need on a fresh machine, reusing caches kept
+# outside the checkout (keyed by their inputs): uv, the control-plane venv, the envtest
+# binaries, the CPU ML runtime, kubectl/helm. Idempotent; a warm second run takes seconds.
+#
+#   source scripts/bootstrap.sh     # exports MODEL_GARDEN_RUNTIME_PYTHON, MODEL_GARDEN_ENVTEST_DIR,
+#                                   # MODEL_GARDEN_KUBE_TOOLS and puts uv on PATH
+set -euo pipefail
+_mg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+_mg_phase() {  # _mg_phase NAME COMMAND... : run a phase and print how long it took
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  echo "[phase] $name: $((SECONDS - start))s" >&2
+}
+
+_mg_uv() {
+  if ! command -v uv >/dev/null 2>&1; then
+    python3 -m pip install -q --disable-pip-version-check uv >&2
+  fi
+  export PATH="$HOME/.local/bin:$PATH"
+}
+
+_mg_apt() {
+  local need=()
+  for p in etcd-server openssl; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  if ((${#need[@]})); then
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+  fi
+}
+
+_mg_phase "uv" _mg_uv
+_mg_phase "apt" _mg_apt
+_mg_phase "control-plane venv (uv sync --frozen)" uv sync --frozen --project "$_mg_root" -q
+
+# The envtest build is CPU-bound, the runtime install network-bound: run them side by side.
+_mg_envtest_log="$(mktemp)"
+( bash "$_mg_root/scripts/build-envtest.sh" >"$_mg_envtest_log" 2>&1 ) &
+_mg_envtest_pid=$!
+_mg_phase "CPU ML runtime" eval "$(bash "$_mg_root/scripts/build-cpu-runtime.sh")"
+_mg_start=$SECONDS
+if ! wait "$_mg_envtest_pid"; then
+  tail -50 "$_mg_envtest_log" >&2
+  echo "envtest build failed" >&2
+  exit 1
+fi
+MODEL_GARDEN_ENVTEST_DIR="$(tail -1 "$_mg_envtest_log")"
+export MODEL_GARDEN_ENVTEST_DIR
+echo "[phase] envtest binaries (waited after runtime): $((SECONDS - _mg_start))s" >&2
+MODEL_GARDEN_KUBE_TOOLS="$(bash "$_mg_root/scripts/fetch-kube-tools.sh" | tail -1)"
+export MODEL_GARDEN_KUBE_TOOLS
+export MODEL_GARDEN_RUNTIME_PYTHON
+rm -f "$_mg_envtest_log"
