@@ -1,0 +1,1 @@
+"""Serving: the vLLM launcher, the carbon meter and batch inference of an InferenceDeployment."""

@@ -1,0 +1,233 @@
+"""The meter's bookkeeping: cumulative energy, emissions and tokens, idle vs active, sliding window.
+
+Pure (no I/O but the state file) so the attribution is unit-tested on built samples.
+
+Attribution: energy is read every tick. A tick is *active* when vLLM finished tokens or requests
+during it, or had requests running or waiting at either end of it; otherwise it is *idle*. The
+whole energy of an active tick (including the baseline drawn meanwhile) goes to the tokens served
+in it; idle ticks' energy is reported apart and never enters J/token, so a model that waits all
+night does not look expensive per token the next morning. Emissions count both (the pod emits
+either way).
+
+Restarts: vLLM's counters start from zero when it restarts. The state keeps the last counter
+values seen and vLLM's ``process_start_time_seconds``; a different start time, or a counter that
+went down, means a restart, and the new value counts in full. The state file is rewritten
+atomically, so neither a vLLM restart nor a meter restart resets the totals.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from model_garden.api.common import CarbonMethod
+from model_garden.api.contracts import ServingCarbon
+from model_garden.carbon.grid import JOULES_PER_KWH
+
+PROMPT = "vllm:prompt_tokens_total"
+GENERATION = "vllm:generation_tokens_total"
+REQUESTS = "vllm:request_success_total"
+RUNNING = "vllm:num_requests_running"
+WAITING = "vllm:num_requests_waiting"
+START_TIME = "process_start_time_seconds"
+VLLM_SERIES = (PROMPT, GENERATION, REQUESTS, RUNNING, WAITING, START_TIME)
+
+
+@dataclass(frozen=True)
+class VllmSnapshot:
+    """vLLM's counters at one scrape (summed over models and labels)."""
+
+    prompt_tokens: float = 0.0
+    generation_tokens: float = 0.0
+    requests: float = 0.0
+    in_flight: float = 0.0
+    start_time: float | None = None
+
+    @classmethod
+    def from_totals(cls, totals: dict[str, float]) -> VllmSnapshot:
+        return cls(
+            prompt_tokens=totals.get(PROMPT, 0.0),
+            generation_tokens=totals.get(GENERATION, 0.0),
+            requests=totals.get(REQUESTS, 0.0),
+            in_flight=totals.get(RUNNING, 0.0) + totals.get(WAITING, 0.0),
+            start_time=totals.get(START_TIME),
+        )
+
+
+class MeterState(BaseModel):
+    """What survives restarts (the state file)."""
+
+    energy_joules: float = 0.0
+    active_energy_joules: float = 0.0
+    idle_energy_joules: float = 0.0
+    emissions_grams: float = 0.0
+    active_emissions_grams: float = 0.0
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+    requests: int = 0
+    component_joules: dict[str, float] = Field(default_factory=dict)
+    last_prompt: float = 0.0
+    last_generation: float = 0.0
+    last_requests: float = 0.0
+    vllm_start_time: float | None = None
+    vllm_restarts: int = 0
+    updated_at: float = 0.0
+
+
+def counter_delta(previous: float, current: float, restarted: bool) -> float:
+    """How much a counter grew; after a restart (or a counter going down) all of it is new."""
+    if restarted or current < previous:
+        return current
+    return current - previous
+
+
+@dataclass
+class _WindowEntry:
+    t: float
+    active_joules: float
+    tokens: int
+
+
+class Accountant:
+    """Turns (energy, vLLM snapshot) ticks into cumulative totals and a sliding window."""
+
+    def __init__(
+        self,
+        intensity_g_per_kwh: float,
+        country: str | None = None,
+        region: str | None = None,
+        window_s: float = 300.0,
+        state: MeterState | None = None,
+        state_path: Path | None = None,
+    ) -> None:
+        self.intensity = intensity_g_per_kwh
+        self.country = country
+        self.region = region
+        self.window_s = window_s
+        self.state = state or MeterState()
+        self.state_path = state_path
+        self.method = CarbonMethod.ESTIMATED
+        self.component_methods: dict[str, CarbonMethod] = {}
+        self._window: deque[_WindowEntry] = deque()
+        self._last_in_flight = 0.0
+        self._last_energy: dict[str, float] | None = None
+        self.vllm_up = False
+
+    @classmethod
+    def resume(cls, state_path: Path, **kwargs: object) -> Accountant:
+        """An accountant continuing from ``state_path`` (fresh when missing or unreadable)."""
+        state = MeterState()
+        if state_path.exists():
+            try:
+                state = MeterState.model_validate(json.loads(state_path.read_text()))
+            except (ValueError, OSError):
+                state = MeterState()  # a corrupt file must not stop the meter; totals restart
+        return cls(state=state, state_path=state_path, **kwargs)  # type: ignore[arg-type]
+
+    def tick(
+        self,
+        energy: dict[str, float],
+        snapshot: VllmSnapshot | None,
+        now: float | None = None,
+    ) -> None:
+        """Account one interval: ``energy`` holds each component's cumulative joules (source-local,
+        starting anywhere), ``snapshot`` vLLM's counters or None when it did not answer."""
+        now = time.time() if now is None else now
+        s = self.state
+        if self._last_energy is None:
+            joules = 0.0  # the first reading only sets the origin
+        else:
+            joules = 0.0
+            for component, value in energy.items():
+                delta = max(0.0, value - self._last_energy.get(component, value))
+                s.component_joules[component] = s.component_joules.get(component, 0.0) + delta
+                joules += delta
+        self._last_energy = dict(energy)
+
+        tokens = 0
+        active = self._last_in_flight > 0
+        self.vllm_up = snapshot is not None
+        if snapshot is not None:
+            restarted = (
+                snapshot.start_time is not None
+                and s.vllm_start_time is not None
+                and abs(snapshot.start_time - s.vllm_start_time) > 1e-3
+            )
+            if restarted:
+                s.vllm_restarts += 1
+            d_prompt = counter_delta(s.last_prompt, snapshot.prompt_tokens, restarted)
+            d_gen = counter_delta(s.last_generation, snapshot.generation_tokens, restarted)
+            d_req = counter_delta(s.last_requests, snapshot.requests, restarted)
+            s.prompt_tokens += round(d_prompt)
+            s.generation_tokens += round(d_gen)
+            s.requests += round(d_req)
+            s.last_prompt = snapshot.prompt_tokens
+            s.last_generation = snapshot.generation_tokens
+            s.last_requests = snapshot.requests
+            s.vllm_start_time = snapshot.start_time
+            tokens = round(d_prompt) + round(d_gen)
+            active = active or tokens > 0 or d_req > 0 or snapshot.in_flight > 0
+            self._last_in_flight = snapshot.in_flight
+        else:
+            self._last_in_flight = 0.0
+
+        grams = joules / JOULES_PER_KWH * self.intensity
+        s.energy_joules += joules
+        s.emissions_grams += grams
+        if active:
+            s.active_energy_joules += joules
+            s.active_emissions_grams += grams
+        else:
+            s.idle_energy_joules += joules
+        s.updated_at = now
+        self._window.append(_WindowEntry(now, joules if active else 0.0, tokens))
+        while self._window and self._window[0].t < now - self.window_s:
+            self._window.popleft()
+
+    # -- figures ---------------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> int:
+        return self.state.prompt_tokens + self.state.generation_tokens
+
+    def window_figures(self) -> tuple[float | None, float | None, int]:
+        """(J/token, g CO2e per 1k tokens, tokens) over the sliding window; None without tokens."""
+        tokens = sum(e.tokens for e in self._window)
+        if tokens == 0:
+            return None, None, 0
+        joules = sum(e.active_joules for e in self._window)
+        per_token = joules / tokens
+        return per_token, per_token * 1000 / JOULES_PER_KWH * self.intensity, tokens
+
+    def carbon(self) -> ServingCarbon:
+        """The ServingCarbon document: cumulative totals, per-token figures over active energy."""
+        s = self.state
+        tokens = self.tokens
+        return ServingCarbon(
+            energy_joules=s.energy_joules,
+            active_energy_joules=s.active_energy_joules,
+            idle_energy_joules=s.idle_energy_joules,
+            emissions_grams=s.emissions_grams,
+            prompt_tokens=s.prompt_tokens,
+            generation_tokens=s.generation_tokens,
+            requests=s.requests,
+            joules_per_token=s.active_energy_joules / tokens if tokens else None,
+            grams_per_1k_tokens=s.active_emissions_grams * 1000 / tokens if tokens else None,
+            grid_intensity_g_per_kwh=self.intensity,
+            country=self.country,
+            region=self.region,
+            method=self.method,
+        )
+
+    def save(self) -> None:
+        if self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
+        tmp.write_text(self.state.model_dump_json())
+        tmp.replace(self.state_path)

@@ -1,0 +1,266 @@
+"""The serving pod's entry point: start vLLM and the carbon meter, hot-swap adapters, relay signals.
+
+``python -m model_garden.serving --config FILE``. Nothing of ours sits in the request path:
+clients talk to vLLM's OpenAI server directly (its ``/health`` is the probe), the meter scrapes
+vLLM on the side, and this process only supervises. It exits with vLLM's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from pydantic import ValidationError
+
+from model_garden.api.contracts import ServedArtifact, ServingConfig, read_document
+
+from .adapters import apply_plan, plan_adapters
+from .command import build_vllm_command, redact, resolve_device
+from .meter import default_state_file
+
+log = logging.getLogger("model_garden.serving")
+STOP_GRACE_S = 30.0
+
+
+def exit_status(returncode: int) -> int:
+    """A child's status as a shell reports it: killed by signal N -> 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def meter_command(
+    config: ServingConfig, state_file: Path, pid: int, interval: float, python: str
+) -> list[str]:
+    return [
+        python,
+        "-m",
+        "model_garden.serving.meter",
+        "--vllm-url",
+        f"http://127.0.0.1:{config.ports.api}",
+        "--host",
+        config.host,
+        "--port",
+        str(config.ports.meter),
+        "--state-file",
+        str(state_file),
+        "--pid",
+        str(pid),
+        "--interval",
+        str(interval),
+        "--country",
+        config.country,
+        *(["--region", config.region] if config.region else []),
+        "--deployment",
+        config.deployment.name,
+        "--namespace",
+        config.deployment.namespace,
+    ]
+
+
+class ConfigWatcher:
+    """Polls the config file (ConfigMap mounts change by symlink swap, so compare content) and
+    brings vLLM's adapters in line with it once vLLM is ready."""
+
+    def __init__(
+        self, path: Path, config: ServingConfig, api_key: str | None, interval: float = 1.0
+    ) -> None:
+        self.path = path
+        self.config = config
+        self.interval = interval
+        self.loaded: list[ServedArtifact] = list(config.adapters)
+        self.desired: list[ServedArtifact] = list(config.adapters)
+        self._digest = self._read_digest()
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(
+            base_url=f"http://127.0.0.1:{config.ports.api}", headers=headers, timeout=120.0
+        )
+        self.stopping = threading.Event()
+        self.ready = False
+
+    def _read_digest(self) -> str | None:
+        try:
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        except OSError:
+            return None
+
+    def _reload(self) -> None:
+        digest = self._read_digest()
+        if digest is None or digest == self._digest:
+            return
+        self._digest = digest
+        try:
+            new = read_document(ServingConfig, self.path)
+        except (ValidationError, ValueError, OSError) as exc:
+            log.error("config %s is invalid, keeping the current adapters: %s", self.path, exc)
+            return
+        old = self.config
+        if new.model_copy(update={"adapters": []}) != old.model_copy(update={"adapters": []}):
+            log.warning(
+                "config changed beyond adapters; only adapters are applied live "
+                "(the operator rolls the pod for engine or model changes)"
+            )
+        self.config = new
+        self.desired = list(new.adapters)
+
+    def _is_ready(self) -> bool:
+        try:
+            return self.client.get("/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def step(self) -> None:
+        self._reload()
+        if not self.ready:
+            self.ready = self._is_ready()
+            if self.ready:
+                log.info("vLLM is ready on port %d", self.config.ports.api)
+            else:
+                return
+        plan = plan_adapters(self.loaded, self.desired)
+        if plan.empty:
+            return
+        for line in plan.describe():
+            log.info(line)
+        try:
+            self.loaded, errors = apply_plan(self.client, plan, self.loaded)
+        except httpx.HTTPError as exc:
+            log.error("adapter update failed, will retry: %s", exc)
+            return
+        for error in errors:
+            log.error("adapter update: %s", error)
+        if errors:
+            # Don't retry a bad adapter every second: wait for the next config change.
+            self.desired = list(self.loaded)
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.step()
+            except Exception:
+                log.exception("config watcher step failed")
+
+
+class Launcher:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.config_path: Path = args.config
+        self.config = read_document(ServingConfig, self.config_path)
+        self.python: str = args.python or sys.executable
+        self.device = resolve_device(self.config.device)
+        self.api_key = os.environ.get(self.config.api_key_env) or None
+        self.state_file: Path = args.state_file or default_state_file(
+            self.config.deployment.namespace, self.config.deployment.name
+        )
+        self.meter_enabled: bool = not args.no_meter
+        self.meter_interval: float = args.meter_interval
+        self.vllm: subprocess.Popen[bytes] | None = None
+        self.meter: subprocess.Popen[bytes] | None = None
+        self.stop_signal: int | None = None
+
+    def start_meter(self) -> None:
+        argv = meter_command(
+            self.config, self.state_file, os.getpid(), self.meter_interval, sys.executable
+        )
+        self.meter = subprocess.Popen(argv)
+        log.info("meter started (pid %d) on port %d", self.meter.pid, self.config.ports.meter)
+
+    def run(self) -> int:
+        cmd = build_vllm_command(self.config, self.python, self.device, api_key=self.api_key)
+        log.info("starting vLLM on %s: %s", self.device, " ".join(redact(cmd.argv)))
+        # Own session: on stop, the whole group (API server + engine core) gets the signal.
+        self.vllm = subprocess.Popen(
+            cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True
+        )
+        if self.meter_enabled:
+            self.start_meter()
+        watcher = ConfigWatcher(self.config_path, self.config, self.api_key)
+        threading.Thread(target=watcher.run, name="config-watcher", daemon=True).start()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+        meter_restarts = 0
+        while True:
+            code = self.vllm.poll()
+            if code is not None:
+                break
+            if self.stop_signal is not None:
+                code = self._stop_vllm(self.stop_signal)
+                break
+            if self.meter is not None and self.meter.poll() is not None and meter_restarts < 5:
+                meter_restarts += 1
+                log.error("meter exited with %s; restarting it", self.meter.returncode)
+                self.start_meter()
+            time.sleep(0.2)
+        watcher.stopping.set()
+        self._stop_meter()
+        log.info("vLLM exited with %d", code)
+        return exit_status(code)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signal = signum
+
+    def _signal_vllm(self, signum: int) -> None:
+        assert self.vllm is not None
+        try:
+            os.killpg(self.vllm.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _stop_vllm(self, signum: int) -> int:
+        assert self.vllm is not None
+        log.info("forwarding signal %d to vLLM", signum)
+        self._signal_vllm(signum)
+        try:
+            return self.vllm.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            log.warning("vLLM did not stop in %ss; killing it", STOP_GRACE_S)
+            self._signal_vllm(signal.SIGKILL)
+            return self.vllm.wait()
+        finally:
+            self._signal_vllm(signal.SIGKILL)  # engine processes left behind by a crashed server
+
+    def _stop_meter(self) -> None:
+        if self.meter is None or self.meter.poll() is not None:
+            return
+        self.meter.terminate()
+        try:
+            self.meter.wait(10)
+        except subprocess.TimeoutExpired:
+            self.meter.kill()
+            self.meter.wait()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m model_garden.serving", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="A ServingConfig JSON file.")
+    parser.add_argument(
+        "--state-file",
+        type=Path,
+        default=None,
+        help="Meter totals (default $MODEL_GARDEN_METER_STATE or a temp file; use a volume).",
+    )
+    parser.add_argument("--no-meter", action="store_true", help="Run vLLM without the meter.")
+    parser.add_argument("--meter-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--python", default=None, help="Python with vLLM (default: this interpreter)."
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(levelname)s %(message)s")
+    args = parse_args(argv)
+    try:
+        launcher = Launcher(args)
+    except (ValidationError, ValueError, OSError) as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    return launcher.run()
