@@ -8,6 +8,7 @@ from model_garden import __version__
 
 from .crds import crds
 from .dataset import dataset
+from .quickstart import quickstart
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,4 +18,5 @@ def cli() -> None:
 
 
 cli.add_command(crds)
+cli.add_command(quickstart)
 cli.add_command(dataset)
