@@ -299,15 +299,15 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register every index and handler of the operator into ``registry``."""
     s = ctx.settings
 
-    @kopf.index(*FTJ, registry=registry)
+    @kopf.index(*FTJ, id="ftj_idx", registry=registry)
     def ftj_idx(**kw: Any) -> dict[Any, Any]:
         return {kw["namespace"]: observe.trim(dict(kw["body"]))}
 
-    @kopf.index(*MV, registry=registry)
+    @kopf.index(*MV, id="mv_idx", registry=registry)
     def mv_idx(**kw: Any) -> dict[Any, Any]:
         return {kw["namespace"]: observe.trim(dict(kw["body"]))}
 
-    @kopf.index(*IDEP, registry=registry)
+    @kopf.index(*IDEP, id="idep_idx", registry=registry)
     def idep_idx(**kw: Any) -> dict[Any, Any]:
         return {kw["namespace"]: observe.trim(dict(kw["body"]))}
 
@@ -315,27 +315,33 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         key = _owner_key(dict(labels), namespace)
         return {key: observe.trim(dict(body))} if key else {}
 
-    @kopf.index("batch", "v1", "jobs", labels=MANAGED, registry=registry)
+    @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="job_idx", registry=registry)
     def job_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
 
-    @kopf.index("v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.index("v1", "pods", labels=MANAGED, id="pod_idx", registry=registry)
     def pod_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
 
-    @kopf.index("apps", "v1", "deployments", labels=MANAGED, registry=registry)
+    @kopf.index("apps", "v1", "deployments", labels=MANAGED, id="deploy_idx", registry=registry)
     def deploy_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
 
-    @kopf.index("v1", "services", labels=MANAGED, registry=registry)
+    @kopf.index("v1", "services", labels=MANAGED, id="service_idx", registry=registry)
     def service_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
 
-    @kopf.index("v1", "configmaps", labels={**MANAGED, LABEL_IDEP: kopf.PRESENT}, registry=registry)
+    @kopf.index(
+        "v1",
+        "configmaps",
+        labels={**MANAGED, LABEL_IDEP: kopf.PRESENT},
+        id="cm_idx",
+        registry=registry,
+    )
     def cm_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
 
-    @kopf.index("v1", "persistentvolumeclaims", registry=registry)
+    @kopf.index("v1", "persistentvolumeclaims", id="pvc_idx", registry=registry)
     def pvc_idx(**kw: Any) -> dict[Any, Any]:
         body = kw["body"]
         claim = {

@@ -76,8 +76,6 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings.posting.enabled = False  # the executor posts our events, with our reasons
     settings.scanning.disabled = True  # no CRD/namespace watching: fixed resources, less RBAC
     settings.watching.server_timeout = 300
-    settings.batching.idle_timeout = 1.0
-    settings.batching.batch_window = 0.05
     settings.execution.max_workers = 8
     return settings
 
