@@ -51,6 +51,12 @@ CONFIG_KEY = "training-config.json"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 RESULT_GRACE_SECONDS = 60
 """How long a completed Job may wait for its pod's termination message to be observed."""
+STARTING_MESSAGE = "Job created; waiting for the trainer pod to start."
+SUSPENDED_MESSAGE = "The job is suspended (spec.suspend is true)."
+
+
+def kueue_message(queue: str) -> str:
+    return f"The Job waits, suspended, for Kueue to admit it to LocalQueue {queue}."
 
 
 def job_name(ftj_name: str) -> str:
@@ -516,12 +522,9 @@ def plan_finetunejob(
                 st.fields["backend"] = result.backend
     elif job_suspended:
         if ftj.spec.queue_name and not ftj.spec.suspend:
-            reason, message = (
-                "Queued",
-                f"Waiting for Kueue to admit the Job to LocalQueue {ftj.spec.queue_name}.",
-            )
+            reason, message = "Queued", kueue_message(ftj.spec.queue_name)
         else:
-            reason, message = "Suspended", "The job is suspended (spec.suspend is true)."
+            reason, message = "Suspended", SUSPENDED_MESSAGE
         if st.set("Running", ConditionStatus.FALSE, reason, message):
             plan.event("Normal", reason, message)
     else:
@@ -584,12 +587,11 @@ def _plan_start(
     st.fields["jobName"] = job["metadata"]["name"]
     target = version_name(ftj.output_model, version)
     if ftj.spec.queue_name:
-        reason = "Queued"
-        message = f"Job created suspended; waiting for Kueue to admit it to LocalQueue {ftj.spec.queue_name}."
+        reason, message = "Queued", kueue_message(ftj.spec.queue_name)
     elif ftj.spec.suspend:
-        reason, message = "Suspended", "Job created suspended (spec.suspend is true)."
+        reason, message = "Suspended", SUSPENDED_MESSAGE
     else:
-        reason, message = "Starting", "Job created; waiting for the trainer pod to start."
+        reason, message = "Starting", STARTING_MESSAGE
     st.set("Running", ConditionStatus.FALSE, reason, message)
     plan.event(
         "Normal",
@@ -618,12 +620,7 @@ def _plan_running(
         return
     running = any((p.get("status") or {}).get("phase") == "Running" for p in world.pods)
     if not running:
-        st.set(
-            "Running",
-            ConditionStatus.FALSE,
-            "Starting",
-            "Job created; waiting for the trainer pod to start.",
-        )
+        st.set("Running", ConditionStatus.FALSE, "Starting", STARTING_MESSAGE)
         return
     progress = world.progress
     if progress is not None:

@@ -1,0 +1,402 @@
+"""FineTuneJob planner: a table of named behaviours, no cluster."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from model_garden.api.contracts import TrainingConfig, TrainingProgress
+from model_garden.operator.finetunejob import FineTuneJobWorld, plan_finetunejob
+from model_garden.operator.plan import Plan
+from model_garden.operator.settings import TRAINER_SIGTERM_GRACE_SECONDS
+
+from .factories import NOW, SETTINGS, conditions, ftj, job, mv, pod, result, ts
+
+RUNNING = {"conditions": [{"type": "Running", "status": "True", "reason": "Training"}], "jobName": "tune-train", "observedGeneration": 1}
+SUCCEEDED = {
+    "conditions": [{"type": "Succeeded", "status": "True", "reason": "Completed"}],
+    "modelVersion": "chat-v1",
+    "observedGeneration": 1,
+}
+
+
+@dataclass
+class Case:
+    name: str
+    body: dict[str, Any]
+    world: FineTuneJobWorld = field(default_factory=FineTuneJobWorld)
+    creates: list[str] = field(default_factory=list)  # "Kind/name"
+    conds: dict[str, tuple[str, str]] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    patches: list[dict[str, Any]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)  # reasons
+    no_status_change: bool = False
+
+
+def _progress() -> TrainingProgress:
+    return TrainingProgress.model_validate(
+        {"state": "Training", "step": 40, "totalSteps": 100, "loss": 1.3, "energyKwh": 0.2, "emissionsKg": 0.02}
+    )
+
+
+CASES = [
+    Case(
+        "new job creates its ConfigMap and Job",
+        ftj(),
+        creates=["ConfigMap/tune-train-config", "Job/tune-train"],
+        conds={"Running": ("False", "Starting")},
+        events=["JobCreated"],
+    ),
+    Case(
+        "new job reserves the version after existing and reserved ones",
+        ftj(),
+        FineTuneJobWorld(model_versions=[mv("chat-v1"), mv("chat-v2", version=2)], reserved_versions={3}),
+        creates=["ConfigMap/tune-train-config", "Job/tune-train"],
+        conds={"Running": ("False", "Starting")},
+        events=["JobCreated"],
+    ),
+    Case(
+        "new job waits with Queued when the namespace cap is reached",
+        ftj(),
+        FineTuneJobWorld(running_in_namespace=2),
+        conds={"Running": ("False", "Queued")},
+        events=["Queued"],
+    ),
+    Case(
+        "new job waits behind older queued jobs",
+        ftj(),
+        FineTuneJobWorld(running_in_namespace=1, older_waiting=1),
+        conds={"Running": ("False", "Queued")},
+        events=["Queued"],
+    ),
+    Case(
+        "kueue job ignores the operator cap and starts suspended",
+        ftj(queueName="gpu-queue"),
+        FineTuneJobWorld(running_in_namespace=5),
+        creates=["ConfigMap/tune-train-config", "Job/tune-train"],
+        conds={"Running": ("False", "Queued")},
+        events=["JobCreated"],
+    ),
+    Case(
+        "base model version missing waits with BaseModelNotFound",
+        ftj(baseModel={"modelVersion": {"name": "base-v1"}}),
+        conds={"Running": ("False", "BaseModelNotFound")},
+        events=["BaseModelNotFound"],
+    ),
+    Case(
+        "base model version not ready yet waits",
+        ftj(baseModel={"modelVersion": {"name": "base-v1"}}),
+        FineTuneJobWorld(base_model_version=mv("base-v1", "base", 1, ready=False)),
+        conds={"Running": ("False", "BaseModelNotReady")},
+    ),
+    Case(
+        "job running with progress",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=_progress()),
+        conds={"Running": ("True", "Training")},
+    ),
+    Case(
+        "pod pending and unschedulable says why",
+        ftj(),
+        FineTuneJobWorld(job=job(), pods=[pod(unschedulable=True)]),
+        conds={"Running": ("False", "Unschedulable")},
+        events=["Unschedulable"],
+    ),
+    Case(
+        "unschedulable too long fails and deletes the Job",
+        ftj(),
+        FineTuneJobWorld(job=job(), pods=[pod(unschedulable=True, age_s=900)]),
+        conds={"Failed": ("True", "Unschedulable"), "Running": ("False", "Unschedulable")},
+        deletes=["Job/tune-train"],
+        events=["Unschedulable"],
+    ),
+    Case(
+        "image pull failure is reported",
+        ftj(),
+        FineTuneJobWorld(job=job(), pods=[pod(waiting="ImagePullBackOff")]),
+        conds={"Running": ("False", "ImagePullFailed")},
+        events=["ImagePullFailed"],
+    ),
+    Case(
+        "invalid image name fails at once",
+        ftj(),
+        FineTuneJobWorld(job=job(), pods=[pod(waiting="InvalidImageName")]),
+        conds={"Failed": ("True", "ImagePullFailed")},
+        deletes=["Job/tune-train"],
+        events=["ImagePullFailed"],
+    ),
+    Case(
+        "job succeeded creates ModelVersion with the reserved version",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(version="chat-v4", finished="Complete"),
+            pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+        ),
+        creates=["ModelVersion/chat-v4"],
+        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        events=["ModelVersionCreated", "Succeeded"],
+    ),
+    Case(
+        "job succeeded but reserved name taken by an import takes the next free version",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(finished="Complete"),
+            pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+            model_versions=[mv("chat-v1")],
+        ),
+        creates=["ModelVersion/chat-v2"],
+        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        events=["ModelVersionCreated", "Succeeded"],
+    ),
+    Case(
+        "operator restarted after success adopts the existing ModelVersion",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(finished="Complete"),
+            pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+            model_versions=[mv("chat-v1", uid_label="uid-tune")],
+        ),
+        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        events=["Succeeded"],
+    ),
+    Case(
+        "succeeded job already recorded changes nothing",
+        ftj(status=SUCCEEDED),
+        FineTuneJobWorld(job=job(finished="Complete"), model_versions=[mv("chat-v1", uid_label="uid-tune")]),
+        no_status_change=True,
+    ),
+    Case(
+        "completed Job whose pod status is not observed yet waits",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(job=job(finished="Complete", completion=ts(-5))),
+        no_status_change=True,
+    ),
+    Case(
+        "completed Job without any result fails with ResultMissing",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(job=job(finished="Complete", completion=ts(-3600))),
+        conds={"Failed": ("True", "ResultMissing"), "Running": ("False", "ResultMissing"), "Succeeded": ("False", "ResultMissing")},
+        events=["ResultMissing"],
+    ),
+    Case(
+        "job failed with OOMKilled",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(finished="Failed", reason="BackoffLimitExceeded"),
+            pods=[pod("Failed", exit_code=137, reason="OOMKilled")],
+        ),
+        conds={"Failed": ("True", "OOMKilled"), "Running": ("False", "OOMKilled"), "Succeeded": ("False", "OOMKilled")},
+        events=["OOMKilled"],
+    ),
+    Case(
+        "job failed with a dataset error from the termination message",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(finished="Failed", reason="BackoffLimitExceeded"),
+            pods=[
+                pod(
+                    "Failed",
+                    exit_code=1,
+                    message=result(outcome="Failed", reason="DatasetError", message="line 7: no 'messages' field", artifacts=[]).to_termination_message(),
+                )
+            ],
+        ),
+        conds={"Failed": ("True", "DatasetError"), "Running": ("False", "DatasetError"), "Succeeded": ("False", "DatasetError")},
+        events=["DatasetError"],
+    ),
+    Case(
+        "job failed by deadline",
+        ftj(status=RUNNING, activeDeadlineSeconds=60),
+        FineTuneJobWorld(job=job(finished="Failed", reason="DeadlineExceeded")),
+        conds={"Failed": ("True", "DeadlineExceeded"), "Running": ("False", "DeadlineExceeded"), "Succeeded": ("False", "DeadlineExceeded")},
+        events=["DeadlineExceeded"],
+    ),
+    Case(
+        "suspend true suspends a running Job",
+        ftj(status=RUNNING, suspend=True),
+        FineTuneJobWorld(job=job(), pods=[pod("Running")]),
+        patches=[{"spec": {"suspend": True}}],
+        conds={"Running": ("False", "Suspended")},
+        events=["Suspended", "Suspended"],
+    ),
+    Case(
+        "suspend false resumes a suspended Job without Kueue",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(job=job(suspend=True), pods=[]),
+        patches=[{"spec": {"suspend": False}}],
+        conds={"Running": ("False", "Starting")},
+        events=["Resumed"],
+    ),
+    Case(
+        "kueue job not yet admitted is left to Kueue",
+        ftj(status=RUNNING, queueName="gpu-queue"),
+        FineTuneJobWorld(job=job(suspend=True)),
+        conds={"Running": ("False", "Queued")},
+        events=["Queued"],
+    ),
+    Case(
+        "spec changed after start is ignored with an event",
+        ftj(status=RUNNING, generation=2),
+        FineTuneJobWorld(job=job(), pods=[pod("Running")]),
+        conds={"Running": ("True", "Training")},
+        events=["SpecChangeIgnored"],
+    ),
+    Case(
+        "carbon budget exceeded stops the job",
+        ftj(status=RUNNING, carbon={"budgetKg": "0.01"}),
+        FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=_progress()),
+        conds={"Failed": ("True", "CarbonBudgetExceeded"), "Running": ("False", "CarbonBudgetExceeded")},
+        deletes=["Job/tune-train"],
+        events=["CarbonBudgetExceeded"],
+    ),
+]
+
+
+def _names(objs: list[dict[str, Any]]) -> list[str]:
+    return [f"{o['kind']}/{o['metadata']['name']}" for o in objs]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_finetunejob_planner(case: Case) -> None:
+    plan = plan_finetunejob(case.body, case.world, SETTINGS, NOW)
+    assert _names(plan.create) == case.creates
+    assert [f"{r.kind}/{r.name}" for r in plan.delete] == case.deletes
+    assert [p for _, p in plan.patch] == case.patches
+    assert [e.reason for e in plan.events] == case.events
+    if case.no_status_change:
+        assert plan.status is None
+    else:
+        got = conditions(plan.status)
+        for ctype, expected in case.conds.items():
+            assert got.get(ctype) == expected, (ctype, got)
+
+
+def _apply(body: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """The body after the plan's status patch (what the next event would carry)."""
+    out = json.loads(json.dumps(body))
+    out.setdefault("status", {}).update(plan.status or {})
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_replanning_after_applying_changes_nothing(case: Case) -> None:
+    plan = plan_finetunejob(case.body, case.world, SETTINGS, NOW)
+    world = case.world
+    if plan.create:  # the children now exist
+        jobs = [o for o in plan.create if o["kind"] == "Job"]
+        mvs = [o for o in plan.create if o["kind"] == "ModelVersion"]
+        world = FineTuneJobWorld(
+            job=jobs[0] if jobs else world.job,
+            pods=world.pods,
+            model_versions=world.model_versions + mvs,
+            reserved_versions=world.reserved_versions,
+            base_model_version=world.base_model_version,
+            progress=world.progress,
+        )
+    if plan.delete or plan.patch:
+        return  # the world moves on after these; covered by the envtest tests
+    body = _apply(case.body, plan)
+    body["metadata"]["generation"] = body["status"].get("observedGeneration") or body["metadata"]["generation"]
+    again = plan_finetunejob(body, world, SETTINGS, NOW)
+    assert again.create == [] and again.status is None and again.events == [], again.details()
+
+
+def test_new_job_builds_the_training_config_and_job() -> None:
+    plan = plan_finetunejob(ftj(activeDeadlineSeconds=7200, backoffLimit=3), FineTuneJobWorld(model_versions=[mv()]), SETTINGS, NOW)
+    cm, job_obj = plan.create
+    config = TrainingConfig.model_validate_json(cm["data"]["training-config.json"])
+    assert config.model_version == 2
+    assert config.runtime.output_dir == "/mnt/model-garden/artifacts/team/chat/v2"
+    assert config.runtime.artifact_uri == "pvc://artifacts/team/chat/v2"
+    assert config.runtime.checkpoint_dir == "/mnt/model-garden/artifacts/team/jobs/tune/checkpoints"
+    assert config.runtime.dataset_path == "/mnt/model-garden/data/chat.jsonl"
+    assert config.runtime.base_model == "org/base" and config.runtime.hf_token_env == "HF_TOKEN"
+    assert config.runtime.country == "USA"
+    spec = job_obj["spec"]
+    assert spec["backoffLimit"] == 3 and spec["activeDeadlineSeconds"] == 7200 and spec["suspend"] is False
+    pod_spec = spec["template"]["spec"]
+    (c,) = pod_spec["containers"]
+    assert c["command"] == ["python", "-m", "model_garden.training"]
+    assert c["resources"]["limits"] == {"cpu": "2", "memory": "32Gi", "nvidia.com/gpu": "2"}
+    assert c["resources"]["requests"] == c["resources"]["limits"]
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}} in c["env"]
+    assert pod_spec["terminationGracePeriodSeconds"] > TRAINER_SIGTERM_GRACE_SECONDS
+    assert pod_spec["nodeSelector"] == {"pool": "gpu"}
+    assert pod_spec["tolerations"][0]["key"] == "nvidia.com/gpu"
+    mounts = {m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"].startswith("claim-")}
+    assert mounts == {"/mnt/model-garden/artifacts": False, "/mnt/model-garden/data": True}
+    assert job_obj["metadata"]["labels"]["modelgarden.dev/experiment"] == "exp1"
+    assert job_obj["metadata"]["ownerReferences"][0]["uid"] == "uid-tune"
+    assert "secretKeyRef" not in cm["data"]["training-config.json"]  # only the env var's name
+
+
+def test_kueue_job_carries_the_queue_label_and_starts_suspended() -> None:
+    plan = plan_finetunejob(ftj(queueName="gpu-queue"), FineTuneJobWorld(), SETTINGS, NOW)
+    job_obj = plan.create[1]
+    assert job_obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    assert job_obj["spec"]["suspend"] is True
+    assert "kueue.x-k8s.io/queue-name" not in job_obj["spec"]["template"]["metadata"]["labels"]
+
+
+def test_suspended_job_is_created_suspended() -> None:
+    plan = plan_finetunejob(ftj(suspend=True), FineTuneJobWorld(), SETTINGS, NOW)
+    assert plan.create[1]["spec"]["suspend"] is True
+    assert conditions(plan.status)["Running"] == ("False", "Suspended")
+
+
+def test_kueue_job_suspended_by_the_user_is_suspended_again() -> None:
+    body = ftj(status=RUNNING, queueName="q", suspend=True)
+    plan = plan_finetunejob(body, FineTuneJobWorld(job=job(suspend=False), pods=[pod("Running")]), SETTINGS, NOW)
+    assert [p for _, p in plan.patch] == [{"spec": {"suspend": True}}]
+
+
+def test_success_model_version_carries_lineage_metrics_and_carbon() -> None:
+    world = FineTuneJobWorld(
+        job=job(finished="Complete"),
+        pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+    )
+    plan = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
+    (created,) = plan.create
+    spec = created["spec"]
+    assert created["metadata"]["labels"]["modelgarden.dev/fine-tune-job-uid"] == "uid-tune"
+    assert "ownerReferences" not in created["metadata"]  # a version outlives its job
+    assert spec["source"] == {"fineTuneJob": "tune", "fineTuneJobUid": "uid-tune"}
+    assert spec["artifact"] == {
+        "uri": "pvc://artifacts/team/chat/v1/adapter",
+        "format": "adapter",
+        "digest": spec["artifact"]["digest"],
+        "sizeBytes": 1000,
+        "baseModel": "org/base",
+    }
+    assert spec["metrics"]["evalLoss"] == "1.1" and spec["trainingCarbon"]["emissionsKg"] == "0.05"
+    assert plan.status and plan.status["carbon"]["method"] == "measured"
+    assert plan.status["backend"] == "unsloth" and plan.status["modelVersion"] == "chat-v1"
+
+
+def test_merge_output_produces_a_merged_model_version() -> None:
+    world = FineTuneJobWorld(
+        job=job(finished="Complete"),
+        pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+    )
+    plan = plan_finetunejob(ftj(status=RUNNING, output={"model": "chat", "merge": True}), world, SETTINGS, NOW)
+    assert plan.create[0]["spec"]["artifact"]["format"] == "merged"
+    assert "baseModel" not in plan.create[0]["spec"]["artifact"]
+
+
+def test_running_progress_and_carbon_reach_status() -> None:
+    world = FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=_progress())
+    plan = plan_finetunejob(ftj(status=RUNNING, carbon={"country": "FRA"}), world, SETTINGS, NOW)
+    assert plan.status is not None
+    assert plan.status["progress"]["step"] == 40 and plan.status["progress"]["totalSteps"] == 100
+    assert plan.status["carbon"]["emissionsKg"] == 0.02 and plan.status["carbon"]["country"] == "FRA"
+
+
+def test_oomkilled_message_names_what_to_change() -> None:
+    world = FineTuneJobWorld(job=job(finished="Failed"), pods=[pod("Failed", exit_code=137, reason="OOMKilled")])
+    plan = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
+    failed = next(c for c in plan.status["conditions"] if c["type"] == "Failed")  # type: ignore[index]
+    assert "32Gi" in failed["message"] and "spec.resources.memory" in failed["message"]

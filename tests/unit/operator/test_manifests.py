@@ -1,0 +1,131 @@
+"""What the planners produce, checked against a current Kubernetes schema and the restricted profile.
+
+The envtest server is Kubernetes 1.20: it has neither Job ``suspend`` nor PodSecurity admission,
+so Kueue admission and the restricted Pod Security Standard are checked here, on the manifests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from model_garden.operator.finetunejob import FineTuneJobWorld, plan_finetunejob
+from model_garden.operator.inferencedeployment import (
+    InferenceDeploymentWorld,
+    plan_inferencedeployment,
+)
+from model_garden.operator.modelversion import ModelVersionWorld, plan_modelversion
+
+from .factories import NOW, SETTINGS, ftj, idep, mv
+
+KUBERNETES_VERSION = "1.33.0"
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _children() -> list[dict[str, Any]]:
+    objs = plan_finetunejob(ftj(queueName="gpu-queue"), FineTuneJobWorld(), SETTINGS, NOW).create
+    objs += plan_modelversion(mv("imp-v1", "imp", 1, digest=False), ModelVersionWorld(), SETTINGS, NOW).create
+    world = InferenceDeploymentWorld(model_versions=[mv("chat-v1"), mv("tone-v1", "tone", 1, fmt="adapter")])
+    body = idep(modelVersion="chat-v1", adapters=[{"name": "tone", "modelVersion": "tone-v1"}], apiKeySecret={"name": "k"}, resources={"gpus": 1})
+    objs += plan_inferencedeployment(body, world, SETTINGS, NOW).apply
+    return objs
+
+
+CHILDREN = _children()
+
+
+@pytest.mark.parametrize("obj", CHILDREN, ids=[f"{o['kind']}/{o['metadata']['name']}" for o in CHILDREN])
+def test_child_validates_against_a_current_kubernetes(obj: dict[str, Any]) -> None:
+    kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any] | None:
+    template = (obj.get("spec") or {}).get("template")
+    return template["spec"] if template else None
+
+
+def restricted_violations(spec: dict[str, Any]) -> list[str]:
+    """The Pod Security Standard 'restricted' checks (baseline + restricted), as a list of failures."""
+    out = []
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            out.append(key)
+    for vol in spec.get("volumes", []):
+        kinds = set(vol) - {"name"}
+        if not kinds <= RESTRICTED_VOLUME_TYPES:
+            out.append(f"volume {vol['name']}: {kinds}")
+    pod_sc = spec.get("securityContext") or {}
+    if pod_sc.get("runAsUser") == 0:
+        out.append("pod runAsUser 0")
+    for c in spec.get("containers", []) + spec.get("initContainers", []):
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            out.append(f"{c['name']}: privileged")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            out.append(f"{c['name']}: allowPrivilegeEscalation must be false")
+        if not (sc.get("runAsNonRoot") or pod_sc.get("runAsNonRoot")):
+            out.append(f"{c['name']}: runAsNonRoot")
+        if sc.get("runAsUser") == 0:
+            out.append(f"{c['name']}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            out.append(f"{c['name']}: seccompProfile")
+        caps = sc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []):
+            out.append(f"{c['name']}: must drop ALL capabilities")
+        if set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            out.append(f"{c['name']}: adds capabilities")
+        for port in c.get("ports", []):
+            if port.get("hostPort"):
+                out.append(f"{c['name']}: hostPort")
+    return out
+
+
+PODS = [o for o in CHILDREN if pod_spec(o) is not None]
+
+
+@pytest.mark.parametrize("obj", PODS, ids=[f"{o['kind']}/{o['metadata']['name']}" for o in PODS])
+def test_pods_meet_the_restricted_pod_security_profile(obj: dict[str, Any]) -> None:
+    spec = pod_spec(obj)
+    assert spec is not None
+    assert restricted_violations(spec) == []
+    for c in spec["containers"]:
+        assert c["resources"]["limits"], "every container has limits"
+
+
+def test_restricted_check_catches_a_root_privileged_pod() -> None:
+    bad = {"hostNetwork": True, "containers": [{"name": "x", "securityContext": {"privileged": True}}], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    assert len(restricted_violations(bad)) >= 5
+
+
+def test_kueue_job_is_suspended_with_the_queue_label_on_a_current_schema() -> None:
+    (job,) = [o for o in CHILDREN if o["kind"] == "Job" and o["metadata"]["name"] == "tune-train"]
+    assert job["spec"]["suspend"] is True
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-queue"
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "deploy" / "rbac").glob("*.yaml")), ids=lambda p: p.name)
+def test_rbac_manifests_validate_and_use_no_wildcards(path: Path) -> None:
+    for doc in yaml.safe_load_all(path.read_text()):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        for rule in doc.get("rules", []):
+            for key in ("apiGroups", "resources", "verbs"):
+                assert "*" not in rule[key], (path.name, rule)
+        if doc["kind"] == "ClusterRole":
+            secrets = [r for r in doc["rules"] if "secrets" in r["resources"]]
+            assert secrets == [], "the operator never reads Secrets"
