@@ -45,7 +45,9 @@ def ftj(
                 "gpus": 2,
                 "memory": "32Gi",
                 "nodeSelector": {"pool": "gpu"},
-                "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                "tolerations": [
+                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                ],
             },
         },
     }
@@ -96,7 +98,9 @@ def pod(
     status: dict[str, Any] = {"phase": phase, "podIP": ip}
     container: dict[str, Any] = {"name": "trainer", "state": {}}
     if exit_code is not None:
-        container["state"] = {"terminated": {"exitCode": exit_code, "reason": reason or "", "message": message}}
+        container["state"] = {
+            "terminated": {"exitCode": exit_code, "reason": reason or "", "message": message}
+        }
     elif waiting:
         container["state"] = {"waiting": {"reason": waiting, "message": f"{waiting}: boom"}}
     elif phase == "Running":
@@ -172,7 +176,9 @@ def mv(
         "generation": 1,
         "resourceVersion": "7",
         "labels": {"modelgarden.dev/fine-tune-job-uid": uid_label} if uid_label else {},
-        "finalizers": finalizers if finalizers is not None else ["modelgarden.dev/in-use-protection"],
+        "finalizers": finalizers
+        if finalizers is not None
+        else ["modelgarden.dev/in-use-protection"],
     }
     if deleting:
         meta["deletionTimestamp"] = ts()

@@ -15,7 +15,11 @@ from model_garden.operator.settings import TRAINER_SIGTERM_GRACE_SECONDS
 
 from .factories import NOW, SETTINGS, conditions, ftj, job, mv, pod, result, ts
 
-RUNNING = {"conditions": [{"type": "Running", "status": "True", "reason": "Training"}], "jobName": "tune-train", "observedGeneration": 1}
+RUNNING = {
+    "conditions": [{"type": "Running", "status": "True", "reason": "Training"}],
+    "jobName": "tune-train",
+    "observedGeneration": 1,
+}
 SUCCEEDED = {
     "conditions": [{"type": "Succeeded", "status": "True", "reason": "Completed"}],
     "modelVersion": "chat-v1",
@@ -38,7 +42,14 @@ class Case:
 
 def _progress() -> TrainingProgress:
     return TrainingProgress.model_validate(
-        {"state": "Training", "step": 40, "totalSteps": 100, "loss": 1.3, "energyKwh": 0.2, "emissionsKg": 0.02}
+        {
+            "state": "Training",
+            "step": 40,
+            "totalSteps": 100,
+            "loss": 1.3,
+            "energyKwh": 0.2,
+            "emissionsKg": 0.02,
+        }
     )
 
 
@@ -53,7 +64,9 @@ CASES = [
     Case(
         "new job reserves the version after existing and reserved ones",
         ftj(),
-        FineTuneJobWorld(model_versions=[mv("chat-v1"), mv("chat-v2", version=2)], reserved_versions={3}),
+        FineTuneJobWorld(
+            model_versions=[mv("chat-v1"), mv("chat-v2", version=2)], reserved_versions={3}
+        ),
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Starting")},
         events=["JobCreated"],
@@ -136,7 +149,11 @@ CASES = [
             pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
         ),
         creates=["ModelVersion/chat-v4"],
-        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        conds={
+            "Succeeded": ("True", "Completed"),
+            "Running": ("False", "Completed"),
+            "Failed": ("False", "Completed"),
+        },
         events=["ModelVersionCreated", "Succeeded"],
     ),
     Case(
@@ -148,7 +165,11 @@ CASES = [
             model_versions=[mv("chat-v1")],
         ),
         creates=["ModelVersion/chat-v2"],
-        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        conds={
+            "Succeeded": ("True", "Completed"),
+            "Running": ("False", "Completed"),
+            "Failed": ("False", "Completed"),
+        },
         events=["ModelVersionCreated", "Succeeded"],
     ),
     Case(
@@ -159,13 +180,19 @@ CASES = [
             pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
             model_versions=[mv("chat-v1", uid_label="uid-tune")],
         ),
-        conds={"Succeeded": ("True", "Completed"), "Running": ("False", "Completed"), "Failed": ("False", "Completed")},
+        conds={
+            "Succeeded": ("True", "Completed"),
+            "Running": ("False", "Completed"),
+            "Failed": ("False", "Completed"),
+        },
         events=["Succeeded"],
     ),
     Case(
         "succeeded job already recorded changes nothing",
         ftj(status=SUCCEEDED),
-        FineTuneJobWorld(job=job(finished="Complete"), model_versions=[mv("chat-v1", uid_label="uid-tune")]),
+        FineTuneJobWorld(
+            job=job(finished="Complete"), model_versions=[mv("chat-v1", uid_label="uid-tune")]
+        ),
         no_status_change=True,
     ),
     Case(
@@ -178,7 +205,11 @@ CASES = [
         "completed Job without any result fails with ResultMissing",
         ftj(status=RUNNING),
         FineTuneJobWorld(job=job(finished="Complete", completion=ts(-3600))),
-        conds={"Failed": ("True", "ResultMissing"), "Running": ("False", "ResultMissing"), "Succeeded": ("False", "ResultMissing")},
+        conds={
+            "Failed": ("True", "ResultMissing"),
+            "Running": ("False", "ResultMissing"),
+            "Succeeded": ("False", "ResultMissing"),
+        },
         events=["ResultMissing"],
     ),
     Case(
@@ -188,7 +219,11 @@ CASES = [
             job=job(finished="Failed", reason="BackoffLimitExceeded"),
             pods=[pod("Failed", exit_code=137, reason="OOMKilled")],
         ),
-        conds={"Failed": ("True", "OOMKilled"), "Running": ("False", "OOMKilled"), "Succeeded": ("False", "OOMKilled")},
+        conds={
+            "Failed": ("True", "OOMKilled"),
+            "Running": ("False", "OOMKilled"),
+            "Succeeded": ("False", "OOMKilled"),
+        },
         events=["OOMKilled"],
     ),
     Case(
@@ -200,18 +235,31 @@ CASES = [
                 pod(
                     "Failed",
                     exit_code=1,
-                    message=result(outcome="Failed", reason="DatasetError", message="line 7: no 'messages' field", artifacts=[]).to_termination_message(),
+                    message=result(
+                        outcome="Failed",
+                        reason="DatasetError",
+                        message="line 7: no 'messages' field",
+                        artifacts=[],
+                    ).to_termination_message(),
                 )
             ],
         ),
-        conds={"Failed": ("True", "DatasetError"), "Running": ("False", "DatasetError"), "Succeeded": ("False", "DatasetError")},
+        conds={
+            "Failed": ("True", "DatasetError"),
+            "Running": ("False", "DatasetError"),
+            "Succeeded": ("False", "DatasetError"),
+        },
         events=["DatasetError"],
     ),
     Case(
         "job failed by deadline",
         ftj(status=RUNNING, activeDeadlineSeconds=60),
         FineTuneJobWorld(job=job(finished="Failed", reason="DeadlineExceeded")),
-        conds={"Failed": ("True", "DeadlineExceeded"), "Running": ("False", "DeadlineExceeded"), "Succeeded": ("False", "DeadlineExceeded")},
+        conds={
+            "Failed": ("True", "DeadlineExceeded"),
+            "Running": ("False", "DeadlineExceeded"),
+            "Succeeded": ("False", "DeadlineExceeded"),
+        },
         events=["DeadlineExceeded"],
     ),
     Case(
@@ -248,7 +296,10 @@ CASES = [
         "carbon budget exceeded stops the job",
         ftj(status=RUNNING, carbon={"budgetKg": "0.01"}),
         FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=_progress()),
-        conds={"Failed": ("True", "CarbonBudgetExceeded"), "Running": ("False", "CarbonBudgetExceeded")},
+        conds={
+            "Failed": ("True", "CarbonBudgetExceeded"),
+            "Running": ("False", "CarbonBudgetExceeded"),
+        },
         deletes=["Job/tune-train"],
         events=["CarbonBudgetExceeded"],
     ),
@@ -299,13 +350,20 @@ def test_replanning_after_applying_changes_nothing(case: Case) -> None:
     if plan.delete or plan.patch:
         return  # the world moves on after these; covered by the envtest tests
     body = _apply(case.body, plan)
-    body["metadata"]["generation"] = body["status"].get("observedGeneration") or body["metadata"]["generation"]
+    body["metadata"]["generation"] = (
+        body["status"].get("observedGeneration") or body["metadata"]["generation"]
+    )
     again = plan_finetunejob(body, world, SETTINGS, NOW)
     assert again.create == [] and again.status is None and again.events == [], again.details()
 
 
 def test_new_job_builds_the_training_config_and_job() -> None:
-    plan = plan_finetunejob(ftj(activeDeadlineSeconds=7200, backoffLimit=3), FineTuneJobWorld(model_versions=[mv()]), SETTINGS, NOW)
+    plan = plan_finetunejob(
+        ftj(activeDeadlineSeconds=7200, backoffLimit=3),
+        FineTuneJobWorld(model_versions=[mv()]),
+        SETTINGS,
+        NOW,
+    )
     cm, job_obj = plan.create
     config = TrainingConfig.model_validate_json(cm["data"]["training-config.json"])
     assert config.model_version == 2
@@ -316,18 +374,26 @@ def test_new_job_builds_the_training_config_and_job() -> None:
     assert config.runtime.base_model == "org/base" and config.runtime.hf_token_env == "HF_TOKEN"
     assert config.runtime.country == "USA"
     spec = job_obj["spec"]
-    assert spec["backoffLimit"] == 3 and spec["activeDeadlineSeconds"] == 7200 and spec["suspend"] is False
+    assert (
+        spec["backoffLimit"] == 3
+        and spec["activeDeadlineSeconds"] == 7200
+        and spec["suspend"] is False
+    )
     pod_spec = spec["template"]["spec"]
     (c,) = pod_spec["containers"]
     assert c["command"] == ["python", "-m", "model_garden.training"]
     assert c["resources"]["limits"] == {"cpu": "2", "memory": "32Gi", "nvidia.com/gpu": "2"}
     assert c["resources"]["requests"] == c["resources"]["limits"]
     assert c["terminationMessagePath"] == "/dev/termination-log"
-    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}} in c["env"]
+    assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}} in c[
+        "env"
+    ]
     assert pod_spec["terminationGracePeriodSeconds"] > TRAINER_SIGTERM_GRACE_SECONDS
     assert pod_spec["nodeSelector"] == {"pool": "gpu"}
     assert pod_spec["tolerations"][0]["key"] == "nvidia.com/gpu"
-    mounts = {m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"].startswith("claim-")}
+    mounts = {
+        m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"].startswith("claim-")
+    }
     assert mounts == {"/mnt/model-garden/artifacts": False, "/mnt/model-garden/data": True}
     assert job_obj["metadata"]["labels"]["modelgarden.dev/experiment"] == "exp1"
     assert job_obj["metadata"]["ownerReferences"][0]["uid"] == "uid-tune"
@@ -350,7 +416,9 @@ def test_suspended_job_is_created_suspended() -> None:
 
 def test_kueue_job_suspended_by_the_user_is_suspended_again() -> None:
     body = ftj(status=RUNNING, queueName="q", suspend=True)
-    plan = plan_finetunejob(body, FineTuneJobWorld(job=job(suspend=False), pods=[pod("Running")]), SETTINGS, NOW)
+    plan = plan_finetunejob(
+        body, FineTuneJobWorld(job=job(suspend=False), pods=[pod("Running")]), SETTINGS, NOW
+    )
     assert [p for _, p in plan.patch] == [{"spec": {"suspend": True}}]
 
 
@@ -382,7 +450,9 @@ def test_merge_output_produces_a_merged_model_version() -> None:
         job=job(finished="Complete"),
         pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
     )
-    plan = plan_finetunejob(ftj(status=RUNNING, output={"model": "chat", "merge": True}), world, SETTINGS, NOW)
+    plan = plan_finetunejob(
+        ftj(status=RUNNING, output={"model": "chat", "merge": True}), world, SETTINGS, NOW
+    )
     assert plan.create[0]["spec"]["artifact"]["format"] == "merged"
     assert "baseModel" not in plan.create[0]["spec"]["artifact"]
 
@@ -392,11 +462,15 @@ def test_running_progress_and_carbon_reach_status() -> None:
     plan = plan_finetunejob(ftj(status=RUNNING, carbon={"country": "FRA"}), world, SETTINGS, NOW)
     assert plan.status is not None
     assert plan.status["progress"]["step"] == 40 and plan.status["progress"]["totalSteps"] == 100
-    assert plan.status["carbon"]["emissionsKg"] == 0.02 and plan.status["carbon"]["country"] == "FRA"
+    assert (
+        plan.status["carbon"]["emissionsKg"] == 0.02 and plan.status["carbon"]["country"] == "FRA"
+    )
 
 
 def test_oomkilled_message_names_what_to_change() -> None:
-    world = FineTuneJobWorld(job=job(finished="Failed"), pods=[pod("Failed", exit_code=137, reason="OOMKilled")])
+    world = FineTuneJobWorld(
+        job=job(finished="Failed"), pods=[pod("Failed", exit_code=137, reason="OOMKilled")]
+    )
     plan = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
     failed = next(c for c in plan.status["conditions"] if c["type"] == "Failed")  # type: ignore[index]
     assert "32Gi" in failed["message"] and "spec.resources.memory" in failed["message"]

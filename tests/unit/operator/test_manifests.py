@@ -38,9 +38,18 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _children() -> list[dict[str, Any]]:
     objs = plan_finetunejob(ftj(queueName="gpu-queue"), FineTuneJobWorld(), SETTINGS, NOW).create
-    objs += plan_modelversion(mv("imp-v1", "imp", 1, digest=False), ModelVersionWorld(), SETTINGS, NOW).create
-    world = InferenceDeploymentWorld(model_versions=[mv("chat-v1"), mv("tone-v1", "tone", 1, fmt="adapter")])
-    body = idep(modelVersion="chat-v1", adapters=[{"name": "tone", "modelVersion": "tone-v1"}], apiKeySecret={"name": "k"}, resources={"gpus": 1})
+    objs += plan_modelversion(
+        mv("imp-v1", "imp", 1, digest=False), ModelVersionWorld(), SETTINGS, NOW
+    ).create
+    world = InferenceDeploymentWorld(
+        model_versions=[mv("chat-v1"), mv("tone-v1", "tone", 1, fmt="adapter")]
+    )
+    body = idep(
+        modelVersion="chat-v1",
+        adapters=[{"name": "tone", "modelVersion": "tone-v1"}],
+        apiKeySecret={"name": "k"},
+        resources={"gpus": 1},
+    )
     objs += plan_inferencedeployment(body, world, SETTINGS, NOW).apply
     return objs
 
@@ -48,7 +57,9 @@ def _children() -> list[dict[str, Any]]:
 CHILDREN = _children()
 
 
-@pytest.mark.parametrize("obj", CHILDREN, ids=[f"{o['kind']}/{o['metadata']['name']}" for o in CHILDREN])
+@pytest.mark.parametrize(
+    "obj", CHILDREN, ids=[f"{o['kind']}/{o['metadata']['name']}" for o in CHILDREN]
+)
 def test_child_validates_against_a_current_kubernetes(obj: dict[str, Any]) -> None:
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
@@ -108,7 +119,11 @@ def test_pods_meet_the_restricted_pod_security_profile(obj: dict[str, Any]) -> N
 
 
 def test_restricted_check_catches_a_root_privileged_pod() -> None:
-    bad = {"hostNetwork": True, "containers": [{"name": "x", "securityContext": {"privileged": True}}], "volumes": [{"name": "h", "hostPath": {"path": "/"}}]}
+    bad = {
+        "hostNetwork": True,
+        "containers": [{"name": "x", "securityContext": {"privileged": True}}],
+        "volumes": [{"name": "h", "hostPath": {"path": "/"}}],
+    }
     assert len(restricted_violations(bad)) >= 5
 
 
@@ -119,7 +134,9 @@ def test_kueue_job_is_suspended_with_the_queue_label_on_a_current_schema() -> No
     kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "deploy" / "rbac").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "deploy" / "rbac").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_rbac_manifests_validate_and_use_no_wildcards(path: Path) -> None:
     for doc in yaml.safe_load_all(path.read_text()):
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)

@@ -1,0 +1,363 @@
+"""ModelVersion and InferenceDeployment planners: tables of named behaviours, no cluster."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from model_garden.api.contracts import ServingCarbon, ServingConfig
+from model_garden.operator.inferencedeployment import (
+    InferenceDeploymentWorld,
+    plan_inferencedeployment,
+)
+from model_garden.operator.modelversion import ModelVersionWorld, plan_modelversion
+from model_garden.operator.plan import FINALIZER_IN_USE
+from model_garden.operator.polling import accumulate
+
+from .factories import DIGEST, NOW, SETTINGS, conditions, idep, mv
+
+# --- ModelVersion ---------------------------------------------------------------------------
+
+
+def test_trained_version_is_ready_from_the_reported_digest() -> None:
+    plan = plan_modelversion(_trained(), ModelVersionWorld(), SETTINGS, NOW)
+    assert conditions(plan.status)["Ready"] == ("True", "Verified")
+    assert plan.status and plan.status["digest"] == DIGEST and plan.status["sizeBytes"] == 123
+    assert plan.create == []
+
+
+def _trained(**status: Any) -> dict[str, Any]:
+    body = mv(ready=False, status=status or None)
+    body["spec"]["trainingCarbon"] = {
+        "energyKwh": "1.5",
+        "emissionsKg": "0.25",
+        "method": "measured",
+    }
+    body["spec"]["source"] = {"fineTuneJob": "tune", "fineTuneJobUid": "uid-tune"}
+    return body
+
+
+def test_lifetime_emissions_are_training_plus_serving() -> None:
+    plan = plan_modelversion(_trained(servingEmissionsKg=0.5), ModelVersionWorld(), SETTINGS, NOW)
+    assert plan.status and plan.status["trainingEmissionsKg"] == 0.25
+    assert plan.status["lifetimeEmissionsKg"] == pytest.approx(0.75)
+
+
+def test_imported_version_gets_a_verification_job() -> None:
+    plan = plan_modelversion(
+        mv("imp-v1", "imp", 1, digest=False, ready=False), ModelVersionWorld(), SETTINGS, NOW
+    )
+    (job,) = plan.create
+    assert job["metadata"]["name"] == "imp-v1-verify"
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "-m",
+        "model_garden.operator.verify",
+    ]
+    assert conditions(plan.status)["Ready"] == ("False", "Verifying")
+
+
+def _verify_pod(message: str, code: int = 0) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "imp-v1-verify-x", "creationTimestamp": "2026-11-27T11:00:00Z"},
+        "status": {
+            "containerStatuses": [
+                {"name": "verify", "state": {"terminated": {"exitCode": code, "message": message}}}
+            ]
+        },
+    }
+
+
+def test_imported_version_is_ready_once_the_job_reports() -> None:
+    world = ModelVersionWorld(
+        verify_job={"status": {"conditions": [{"type": "Complete", "status": "True"}]}},
+        verify_pods=[_verify_pod(json.dumps({"sizeBytes": 5, "digest": DIGEST}))],
+    )
+    plan = plan_modelversion(
+        mv("imp-v1", "imp", 1, digest=False, ready=False), world, SETTINGS, NOW
+    )
+    assert conditions(plan.status)["Ready"] == ("True", "Verified")
+    assert plan.status and plan.status["sizeBytes"] == 5
+
+
+def test_failed_verification_says_what_is_missing() -> None:
+    world = ModelVersionWorld(
+        verify_job={"status": {"conditions": [{"type": "Failed", "status": "True"}]}},
+        verify_pods=[_verify_pod(json.dumps({"error": "config.json missing in /x"}), 1)],
+    )
+    plan = plan_modelversion(
+        mv("imp-v1", "imp", 1, digest=False, ready=False), world, SETTINGS, NOW
+    )
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert ready["reason"] == "VerificationFailed" and "config.json missing" in ready["message"]
+
+
+def test_version_without_the_finalizer_gets_it() -> None:
+    plan = plan_modelversion(mv(finalizers=[]), ModelVersionWorld(), SETTINGS, NOW)
+    assert plan.patch[0][1]["metadata"]["finalizers"] == [FINALIZER_IN_USE]
+
+
+def test_deleting_a_served_version_is_blocked_with_a_message() -> None:
+    plan = plan_modelversion(
+        mv(deleting=True), ModelVersionWorld(serving_deployments=["bot"]), SETTINGS, NOW
+    )
+    assert plan.patch == []
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert ready["reason"] == "DeletionBlocked" and "bot" in ready["message"]
+    assert [e.reason for e in plan.events] == ["DeletionBlocked"]
+
+
+def test_deleting_an_unserved_version_releases_the_finalizer() -> None:
+    plan = plan_modelversion(
+        mv(deleting=True, finalizers=["other", FINALIZER_IN_USE]),
+        ModelVersionWorld(),
+        SETTINGS,
+        NOW,
+    )
+    assert plan.patch[0][1]["metadata"] == {"finalizers": ["other"], "resourceVersion": "7"}
+
+
+# --- InferenceDeployment --------------------------------------------------------------------
+
+
+def _versions() -> list[dict[str, Any]]:
+    return [
+        mv("chat-v1", stage="production"),
+        mv("chat-v2", version=2, stage="staging"),
+        mv("tone-v1", "tone", 1, fmt="adapter"),
+        mv("ad-v1", "ad", 1, fmt="adapter"),
+    ]
+
+
+def _applied(plan: Any) -> dict[str, dict[str, Any]]:
+    return {o["kind"]: o for o in plan.apply}
+
+
+def _observed(plan: Any, ready: int = 1) -> InferenceDeploymentWorld:
+    """The world after the plan was applied and the Deployment rolled out."""
+    objs = _applied(plan)
+    dep = json.loads(json.dumps(objs["Deployment"]))
+    dep["metadata"]["generation"] = 1
+    replicas = dep["spec"]["replicas"]
+    dep["status"] = {
+        "observedGeneration": 1,
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "updatedReplicas": replicas,
+    }
+    return InferenceDeploymentWorld(
+        model_versions=_versions(),
+        deployment=dep,
+        service=objs["Service"],
+        config_map=objs["ConfigMap"],
+    )
+
+
+def _body_after(body: dict[str, Any], plan: Any) -> dict[str, Any]:
+    out = json.loads(json.dumps(body))
+    out["status"].update(plan.status or {})
+    return out
+
+
+def test_new_deployment_gets_configmap_deployment_and_service() -> None:
+    body = idep(model="chat", stage="production", resources={"gpus": 1})
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    objs = _applied(plan)
+    assert set(objs) == {"ConfigMap", "Deployment", "Service"}
+    config = ServingConfig.model_validate_json(objs["ConfigMap"]["data"]["serving-config.json"])
+    assert (config.model.name, config.model.path) == (
+        "chat",
+        "/mnt/model-garden/artifacts/team/chat/v1/merged",
+    )
+    dep = objs["Deployment"]
+    assert (
+        dep["spec"]["template"]["metadata"]["annotations"]["modelgarden.dev/model-version"]
+        == "chat-v1"
+    )
+    assert (
+        dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
+        == "1"
+    )
+    assert plan.status and plan.status["endpoint"] == "http://bot.team.svc:8000/v1"
+    assert plan.status["selector"] == "modelgarden.dev/inference-deployment=bot"
+    assert conditions(plan.status)["Ready"] == ("False", "Starting")
+    assert [e.reason for e in plan.events] == ["DeploymentCreated"]
+
+
+def test_rolled_out_deployment_is_ready_and_replanning_changes_nothing() -> None:
+    body = idep(model="chat", stage="production")
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    world = _observed(plan)
+    body = _body_after(body, plan)
+    plan2 = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert plan2.apply == []
+    assert conditions(plan2.status) == {
+        "Ready": ("True", "Serving"),
+        "Progressing": ("False", "RolloutComplete"),
+    }
+    plan3 = plan_inferencedeployment(_body_after(body, plan2), world, SETTINGS, NOW)
+    assert plan3.empty
+
+
+def test_adapter_added_changes_only_the_configmap() -> None:
+    body = idep(modelVersion="chat-v1")
+    first = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    world = _observed(first)
+    body["spec"]["adapters"] = [{"name": "tone", "modelVersion": "tone-v1"}]
+    plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert list(_applied(plan)) == ["ConfigMap"]
+    assert "ConfigUpdated" in [e.reason for e in plan.events]
+    config = ServingConfig.model_validate_json(plan.apply[0]["data"]["serving-config.json"])
+    assert [a.name for a in config.adapters] == ["tone"]
+
+
+def test_version_promoted_rolls_the_deployment() -> None:
+    body = idep(model="chat", stage="production")
+    first = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    world = _observed(first)
+    world.model_versions = [
+        mv("chat-v1", stage="none"),
+        mv("chat-v2", version=2, stage="production"),
+    ]
+    plan = plan_inferencedeployment(_body_after(body, first), world, SETTINGS, NOW)
+    dep = _applied(plan)["Deployment"]
+    assert (
+        dep["spec"]["template"]["metadata"]["annotations"]["modelgarden.dev/model-version"]
+        == "chat-v2"
+    )
+    assert {"ConfigUpdated", "RollingUpdate"} <= {e.reason for e in plan.events}
+    assert conditions(plan.status)["Progressing"] == ("True", "RollingOut")
+
+
+def test_engine_change_rolls_pods_but_replicas_change_does_not_touch_the_template() -> None:
+    body = idep(modelVersion="chat-v1")
+    first = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    world = _observed(first)
+    template = _applied(first)["Deployment"]["spec"]["template"]
+    body["spec"]["replicas"] = 3
+    scaled = _applied(plan_inferencedeployment(body, world, SETTINGS, NOW))["Deployment"]
+    assert scaled["spec"]["replicas"] == 3 and scaled["spec"]["template"] == template
+    body["spec"]["engine"] = {"maxModelLen": 4096}
+    changed = _applied(plan_inferencedeployment(body, world, SETTINGS, NOW))["Deployment"]
+    assert (
+        changed["spec"]["template"]["metadata"]["annotations"]
+        != template["metadata"]["annotations"]
+    )
+
+
+def test_adapter_version_is_served_on_its_base() -> None:
+    plan = plan_inferencedeployment(
+        idep(modelVersion="tone-v1"),
+        InferenceDeploymentWorld(model_versions=_versions()),
+        SETTINGS,
+        NOW,
+    )
+    config = ServingConfig.model_validate_json(
+        _applied(plan)["ConfigMap"]["data"]["serving-config.json"]
+    )
+    assert config.model.path == "org/base" and [a.name for a in config.adapters] == ["tone"]
+
+
+CASES = [
+    (
+        "missing version says so",
+        idep(modelVersion="nope-v1"),
+        {},
+        {"Ready": ("False", "ModelVersionNotFound")},
+    ),
+    (
+        "nothing at the followed stage",
+        idep(model="chat", stage="production"),
+        {"model_versions": [mv("chat-v1")]},
+        {"Ready": ("False", "ModelVersionNotFound")},
+    ),
+    (
+        "version not verified yet waits",
+        idep(modelVersion="chat-v1"),
+        {"model_versions": [mv("chat-v1", ready=False)]},
+        {"Progressing": ("True", "WaitingForModelVersion")},
+    ),
+    (
+        "missing adapter is reported",
+        idep(modelVersion="chat-v1", adapters=[{"name": "x", "modelVersion": "x-v1"}]),
+        {},
+        {"AdaptersReady": ("False", "AdapterNotFound")},
+    ),
+    (
+        "zero replicas is not ready",
+        idep(modelVersion="chat-v1", replicas=0),
+        {},
+        {"Ready": ("False", "ScaledToZero")},
+    ),
+    (
+        "read-write-once claim refuses more than one replica",
+        idep(modelVersion="chat-v1", replicas=3),
+        {"claims": {"artifacts": {"spec": {"accessModes": ["ReadWriteOnce"]}}}},
+        {"ReplicasLimited": ("True", "ReadWriteOnceClaim")},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "world", "conds"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_inference_deployment_planner(
+    body: dict[str, Any], world: dict[str, Any], conds: dict[str, Any]
+) -> None:
+    world.setdefault("model_versions", _versions())
+    plan = plan_inferencedeployment(body, InferenceDeploymentWorld(**world), SETTINGS, NOW)
+    got = conditions(plan.status)
+    for ctype, expected in conds.items():
+        assert got[ctype] == expected
+
+
+def test_read_write_once_claim_caps_the_deployment_at_one_recreated_pod() -> None:
+    world = InferenceDeploymentWorld(
+        model_versions=_versions(),
+        claims={"artifacts": {"spec": {"accessModes": ["ReadWriteOnce"]}}},
+    )
+    dep = _applied(
+        plan_inferencedeployment(idep(modelVersion="chat-v1", replicas=3), world, SETTINGS, NOW)
+    )["Deployment"]
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_read_write_many_claim_scales_out() -> None:
+    world = InferenceDeploymentWorld(
+        model_versions=_versions(),
+        claims={"artifacts": {"spec": {"accessModes": ["ReadWriteMany"]}}},
+    )
+    plan = plan_inferencedeployment(idep(modelVersion="chat-v1", replicas=3), world, SETTINGS, NOW)
+    assert _applied(plan)["Deployment"]["spec"]["replicas"] == 3
+    assert "ReplicasLimited" not in conditions(plan.status)
+
+
+# --- meter accumulation -----------------------------------------------------------------------
+
+
+def _reading(joules: float, grams: float, tokens: int) -> ServingCarbon:
+    return ServingCarbon(
+        energy_joules=joules, emissions_grams=grams, prompt_tokens=tokens, method="measured"
+    )  # type: ignore[arg-type]
+
+
+def test_meter_readings_accumulate_per_pod_deltas() -> None:
+    carbon, last, delta = accumulate(None, {}, {"p1": _reading(3.6e6, 100, 10)})
+    assert carbon["energyKwh"] == 0 and delta.energy_kwh == 0  # first sight is a baseline
+    carbon, last, delta = accumulate(carbon, last, {"p1": _reading(7.2e6, 300, 1010)})
+    assert carbon["energyKwh"] == pytest.approx(1.0) and carbon["emissionsKg"] == pytest.approx(0.2)
+    assert carbon["tokens"] == 1000 and carbon["gPer1kTokens"] == pytest.approx(200.0)
+    carbon, last, delta = accumulate(carbon, last, {"p1": _reading(3.6e6, 50, 5)})  # pod restarted
+    assert carbon["energyKwh"] == pytest.approx(2.0) and delta.tokens == 5
