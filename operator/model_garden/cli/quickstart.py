@@ -40,7 +40,7 @@ from model_garden.api.contracts import (
     write_document,
 )
 from model_garden.demo.data import alpaca_rows, write_jsonl
-from model_garden.runtime import runtime_env, runtime_python
+from model_garden.runtime import RuntimeMissing, runtime_env, runtime_python
 
 from .localstore import LocalStore, default_home
 
@@ -55,6 +55,8 @@ def free_port() -> int:
 
 
 def run_in_runtime(args: list[str], log: Path | None = None) -> subprocess.Popen[bytes]:
+    if log:
+        log.parent.mkdir(parents=True, exist_ok=True)
     out = log.open("wb") if log else None
     return subprocess.Popen(
         [runtime_python(), *args],
