@@ -57,9 +57,13 @@ def free_port() -> int:
 def run_in_runtime(args: list[str], log: Path | None = None) -> subprocess.Popen[bytes]:
     if log:
         log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        python = runtime_python()
+    except RuntimeMissing as exc:
+        raise click.ClickException(str(exc)) from exc
     out = log.open("wb") if log else None
     return subprocess.Popen(
-        [runtime_python(), *args],
+        [python, *args],
         env=runtime_env(),
         stdout=out,
         stderr=subprocess.STDOUT if out else None,
