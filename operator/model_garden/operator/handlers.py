@@ -89,13 +89,19 @@ def _owner_key(labels: dict[str, str], namespace: str) -> Key | None:
     return None
 
 
-def _one(index: Any, key: Any) -> dict[str, Any] | None:
-    values = list(index.get(key, []))
-    return dict(values[0]) if values else None
-
-
 def _many(index: Any, key: Any) -> list[dict[str, Any]]:
-    return [dict(v) for v in index.get(key, [])]
+    """A copy of the index entry; kopf updates indexes from its event loop while we read them."""
+    for _attempt in range(10):
+        try:
+            return [dict(v) for v in index.get(key, [])]
+        except RuntimeError:  # changed size during iteration: read again
+            continue
+    return [dict(v) for v in list(index.get(key, []))]
+
+
+def _one(index: Any, key: Any) -> dict[str, Any] | None:
+    values = _many(index, key)
+    return values[0] if values else None
 
 
 def _done(body: dict[str, Any]) -> bool:
@@ -210,7 +216,7 @@ def _observe_admission(
     )
     with_jobs = {(j["metadata"].get("labels") or {}).get(LABEL_FTJ) for j in jobs}
     older = 0
-    for other in idx["ftj_idx"].get(ns, []):
+    for other in _many(idx["ftj_idx"], ns):
         ometa = other["metadata"]
         if ometa["name"] == name or ometa["name"] in with_jobs or _done(other):
             continue
@@ -234,7 +240,7 @@ def reconcile_modelversion(ctx: Context, body: dict[str, Any], idx: dict[str, An
                 verify_pods=_many(idx["pod_idx"], key),
                 serving_deployments=sorted(
                     d["metadata"]["name"]
-                    for d in idx["idep_idx"].get(ns, [])
+                    for d in _many(idx["idep_idx"], ns)
                     if mv_plan.serves(d, name)
                 ),
             )
@@ -274,8 +280,7 @@ def reconcile_inferencedeployment(
 
 
 def _owners(idx: dict[str, Any], name: str, namespace: str) -> Iterable[dict[str, Any]]:
-    for owner in idx[name].get(namespace, []):
-        yield dict(owner)
+    return _many(idx[name], namespace)
 
 
 def _reconcile_owner(ctx: Context, key: Key, idx: dict[str, Any]) -> None:

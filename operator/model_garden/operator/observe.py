@@ -89,7 +89,17 @@ def parse_result(message: str | None) -> TrainingResult | None:
 def trim(obj: dict[str, Any]) -> dict[str, Any]:
     """What the indexes keep of a child: identity, spec, status (no managedFields)."""
     meta = dict(obj.get("metadata") or {})
-    keep = ("name", "namespace", "uid", "labels", "annotations", "creationTimestamp")
+    keep = (
+        "name",
+        "namespace",
+        "uid",
+        "labels",
+        "annotations",
+        "creationTimestamp",
+        "generation",
+        "resourceVersion",
+        "finalizers",
+    )
     out: dict[str, Any] = {
         "apiVersion": obj.get("apiVersion"),
         "kind": obj.get("kind"),
