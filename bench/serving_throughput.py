@@ -1,0 +1,384 @@
+"""Serving throughput: vLLM (CPU) through our launcher vs vLLM defaults vs naive transformers.
+
+Run in the ML runtime, from the repository root:
+
+    eval "$(bash scripts/build-cpu-runtime.sh)"
+    PYTHONPATH=operator "$MODEL_GARDEN_RUNTIME_PYTHON" bench/serving_throughput.py
+
+For each model (the tiny test model, and a Llama built from config with hidden 256 and 4 layers,
+large enough for compute to matter) it sends the same prompts, each generating exactly
+``--max-tokens`` tokens (``ignore_eos`` / ``min_new_tokens``), and prints requests/s and
+tokens/s:
+
+- ``naive``: transformers ``generate``, one request at a time (a server without batching: at any
+  concurrency it serves requests one after another, so its throughput is measured once);
+- ``launcher``: ``python -m model_garden.serving`` (our flags; the meter runs beside it) at
+  concurrency 1, 4 and 16;
+- ``defaults``: ``python -m vllm.entrypoints.openai.api_server --model M`` with no flags, for the
+  larger model (one more vLLM start per model would double the run time).
+
+It also prints the meter's CPU time as a share of vLLM's CPU time over the launcher's load phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "operator"))
+
+from model_garden.api.contracts import (  # noqa: E402
+    Identity,
+    ServedArtifact,
+    ServingConfig,
+    ServingPorts,
+    write_document,
+)
+from model_garden.api.inferencedeployment import Engine, InferenceDeploymentSpec  # noqa: E402
+from model_garden.runtime import runtime_env  # noqa: E402
+from model_garden.serving.energy import CLOCK_TICKS  # noqa: E402
+
+PROMPTS = [
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
+    "What is the capital of France?",
+    "Hello, how are you today? I am fine, thank you.",
+    "Write a short poem about the sea and the sky.",
+    "Explain why the sky is blue in one sentence.",
+    "List three colours.",
+    "Translate 'good morning' into French.",
+    "Summarise the plot of a story about a lost dog finding its way home.",
+]
+
+
+@dataclass
+class Result:
+    label: str
+    concurrency: int
+    requests: int
+    seconds: float
+    tokens: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def tps(self) -> float:
+        return self.tokens / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def build_model(out: Path, hidden: int, layers: int) -> Path:
+    if not (out / "config.json").exists():
+        from model_garden.demo.tiny_model import build_tiny_model
+
+        build_tiny_model(out, hidden_size=hidden, layers=layers, heads=max(2, hidden // 64))
+    return out
+
+
+# -- naive baseline ---------------------------------------------------------------------------
+
+
+def naive(model_dir: Path, n_requests: int, max_tokens: int) -> Result:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    generated = 0
+
+    def one(prompt: str) -> int:
+        ids = tok(prompt, return_tensors="pt")
+        with torch.inference_mode():
+            out = model.generate(
+                **ids,
+                max_new_tokens=max_tokens,
+                min_new_tokens=max_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+            )
+        return int(out.shape[1] - ids["input_ids"].shape[1])
+
+    one(PROMPTS[0])  # warm-up
+    start = time.perf_counter()
+    for i in range(n_requests):
+        generated += one(PROMPTS[i % len(PROMPTS)])
+    return Result("naive", 1, n_requests, time.perf_counter() - start, generated)
+
+
+# -- vLLM servers -----------------------------------------------------------------------------
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return time.monotonic() - start
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"not healthy after {timeout:.0f}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # engine processes left behind
+    except ProcessLookupError:
+        pass
+
+
+def load(url: str, model: str, concurrency: int, n_requests: int, max_tokens: int) -> Result:
+    with httpx.Client(base_url=url, timeout=600) as client:
+
+        def one(i: int) -> int:
+            r = client.post(
+                "/v1/completions",
+                json={
+                    "model": model,
+                    "prompt": PROMPTS[i % len(PROMPTS)],
+                    "max_tokens": max_tokens,
+                    "ignore_eos": True,
+                    "temperature": 0,
+                },
+            )
+            r.raise_for_status()
+            return int(r.json()["usage"]["completion_tokens"])
+
+        one(0)  # warm-up
+        start = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            tokens = sum(pool.map(one, range(n_requests)))
+        return Result("", concurrency, n_requests, time.perf_counter() - start, tokens)
+
+
+def tree_cpu(root: int) -> dict[int, tuple[str, float]]:
+    """pid -> (cmdline, CPU-seconds incl. reaped children) for ``root`` and its descendants."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = text[text.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        stats[int(entry.name)] = (cmd, sum(int(f) for f in fields[11:15]) / CLOCK_TICKS)
+    out, stack = {}, [root]
+    while stack:
+        pid = stack.pop()
+        if pid in stats:
+            out[pid] = stats[pid]
+        stack.extend(children.get(pid, []))
+    return out
+
+
+def split_cpu(launcher_pid: int) -> tuple[float, float]:
+    """(meter CPU-seconds, vLLM CPU-seconds) under the launcher."""
+    meter = vllm = 0.0
+    for pid, (cmd, cpu) in tree_cpu(launcher_pid).items():
+        if "model_garden.serving.meter" in cmd:
+            meter += cpu
+        elif pid != launcher_pid:
+            vllm += cpu
+    return meter, vllm
+
+
+def run_server(
+    label: str,
+    argv: list[str],
+    env: dict[str, str],
+    url: str,
+    model: str,
+    levels: list[int],
+    max_tokens: int,
+    start_timeout: float,
+    log: Path,
+) -> tuple[list[Result], float, tuple[float, float] | None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        started = wait_healthy(url, proc, start_timeout)
+        print(f"  {label}: healthy after {started:.0f}s", flush=True)
+        cpu_before = split_cpu(proc.pid) if label == "launcher" else None
+        results = []
+        for c in levels:
+            r = load(url, model, c, max(8, 2 * c), max_tokens)
+            r.label = label
+            results.append(r)
+            print(f"  {label} c={c}: {r.rps:.2f} req/s {r.tps:.1f} tok/s", flush=True)
+        share = None
+        if cpu_before is not None:
+            after = split_cpu(proc.pid)
+            share = (after[0] - cpu_before[0], after[1] - cpu_before[1])
+        return results, started, share
+    finally:
+        stop(proc)
+
+
+def bench_model(
+    name: str, model_dir: Path, args: argparse.Namespace, with_defaults: bool, work: Path
+) -> dict[str, object]:
+    print(f"\n== {name} ({model_dir})", flush=True)
+    levels = [1, 4, 16]
+    report: dict[str, object] = {"model": name}
+    base = naive(model_dir, args.naive_requests, args.max_tokens)
+    print(f"  naive: {base.rps:.2f} req/s {base.tps:.1f} tok/s", flush=True)
+    report["naive"] = {"rps": base.rps, "tps": base.tps}
+
+    port, meter_port = free_port(), free_port()
+    config = ServingConfig(
+        deployment=Identity(name=f"bench-{name}"),
+        spec=InferenceDeploymentSpec(model_version="bench", engine=Engine(max_model_len=512)),
+        model=ServedArtifact(name=name, path=str(model_dir)),
+        ports=ServingPorts(api=port, meter=meter_port),
+        host="127.0.0.1",
+        device="cpu",
+    )
+    config_path = work / f"{name}-config.json"
+    write_document(config, config_path)
+    env = runtime_env()
+    env.pop("MODEL_GARDEN_API_KEY", None)
+    launcher, start_s, cpu = run_server(
+        "launcher",
+        [
+            sys.executable,
+            "-m",
+            "model_garden.serving",
+            "--config",
+            str(config_path),
+            "--state-file",
+            str(work / f"{name}-meter.json"),
+        ],
+        env,
+        f"http://127.0.0.1:{port}",
+        name,
+        levels,
+        args.max_tokens,
+        args.start_timeout,
+        work / f"{name}-launcher.log",
+    )
+    report["launcher"] = {str(r.concurrency): {"rps": r.rps, "tps": r.tps} for r in launcher}
+    report["launcherStartSeconds"] = start_s
+    if cpu is not None:
+        report["meterCpuSeconds"], report["vllmCpuSeconds"] = cpu
+        report["meterCpuShare"] = cpu[0] / cpu[1] if cpu[1] else None
+    if with_defaults:
+        port = free_port()
+        defaults_env = runtime_env()  # offline, no telemetry: nothing that changes the engine
+        try:
+            defaults, start_s, _ = run_server(
+                "defaults",
+                [
+                    sys.executable,
+                    "-m",
+                    "vllm.entrypoints.openai.api_server",
+                    "--model",
+                    str(model_dir),
+                    "--served-model-name",
+                    name,
+                    "--port",
+                    str(port),
+                    "--host",
+                    "127.0.0.1",
+                ],
+                defaults_env,
+                f"http://127.0.0.1:{port}",
+                name,
+                levels,
+                args.max_tokens,
+                args.start_timeout,
+                work / f"{name}-defaults.log",
+            )
+            report["defaults"] = {
+                str(r.concurrency): {"rps": r.rps, "tps": r.tps} for r in defaults
+            }
+            report["defaultsStartSeconds"] = start_s
+        except (RuntimeError, TimeoutError) as exc:
+            report["defaults"] = f"did not serve: {exc}"
+            print(f"  defaults: {exc}", flush=True)
+    return report
+
+
+def print_ratios(reports: list[dict[str, object]]) -> None:
+    print("\n== Summary (tokens/s; ratios are vLLM via launcher / naive, launcher / defaults)")
+    for rep in reports:
+        naive_tps = rep["naive"]["tps"]  # type: ignore[index]
+        launcher = rep["launcher"]
+        defaults = rep.get("defaults")
+        for c in ("1", "4", "16"):
+            l_tps = launcher[c]["tps"]  # type: ignore[index]
+            line = f"{rep['model']:>12} c={c:>2}: launcher {l_tps:8.1f}  naive {naive_tps:8.1f}  x{l_tps / naive_tps:5.2f}"
+            if isinstance(defaults, dict):
+                d_tps = defaults[c]["tps"]
+                line += f"  defaults {d_tps:8.1f}  launcher/defaults x{l_tps / d_tps:5.2f}"
+            print(line)
+        share = rep.get("meterCpuShare")
+        if share is not None:
+            print(
+                f"{rep['model']:>12} meter CPU {rep['meterCpuSeconds']:.2f}s / vLLM CPU "
+                f"{rep['vllmCpuSeconds']:.1f}s = {100 * share:.2f}% (target <= 2%)"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--work", type=Path, default=None, help="Models and logs (default: a temp dir)."
+    )
+    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--naive-requests", type=int, default=8)
+    parser.add_argument("--start-timeout", type=float, default=420)
+    parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="mg-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    began = time.monotonic()
+    tiny = build_model(work / "tiny", 64, 2)
+    llama = build_model(work / "llama-256x4", 256, 4)
+    reports = [
+        bench_model("tiny", tiny, args, with_defaults=False, work=work),
+        bench_model("llama-256x4", llama, args, with_defaults=True, work=work),
+    ]
+    print_ratios(reports)
+    print(f"\nwall time {time.monotonic() - began:.0f}s; logs in {work}")
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=2))
+
+
+if __name__ == "__main__":
+    main()
