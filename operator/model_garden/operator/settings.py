@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-TRAINER_SIGTERM_GRACE_SECONDS = 120
-"""How long the trainer needs after SIGTERM to write its checkpoint (the trainer's documented bound)."""
+TRAINER_SIGTERM_GRACE_SECONDS = 60
+"""The trainer exits within this bound after SIGTERM (model_garden.training.run.SIGTERM_EXIT_BOUND_SECONDS)."""
 
 
 class OperatorSettings(BaseSettings):
