@@ -346,7 +346,7 @@ def print_ratios(reports: list[dict[str, object]]) -> None:
                 line += f"  defaults {d_tps:8.1f}  launcher/defaults x{l_tps / d_tps:5.2f}"
             print(line)
         share = rep.get("meterCpuShare")
-        if share is not None:
+        if isinstance(share, float):
             print(
                 f"{rep['model']:>12} meter CPU {rep['meterCpuSeconds']:.2f}s / vLLM CPU "
                 f"{rep['vllmCpuSeconds']:.1f}s = {100 * share:.2f}% (target <= 2%)"

@@ -24,7 +24,7 @@ def config(**engine: object) -> ServingConfig:
         deployment=Identity(name="chat", namespace="ml"),
         spec=InferenceDeploymentSpec(model_version="chat-v3", engine=Engine(**engine)),
         model=ServedArtifact(name="chat", path="/models/chat/v3/merged"),
-        adapters=adapters,  # type: ignore[arg-type]
+        adapters=adapters,
         ports=ServingPorts(api=8000, meter=9400),
     )
 
