@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from .batch_format import (
     write_results,
 )
 from .command import effective_dtype, resolve_device
-from .energy import open_energy_source
+from .energy import Reading, open_energy_source
 
 log = logging.getLogger("model_garden.serving.batch")
 
@@ -184,8 +185,11 @@ def error_result(request: BatchRequest, status: int, kind: str, message: str) ->
     )
 
 
-def run_offline(requests: list[BatchRequest], config: ServingConfig) -> list[BatchResult]:
-    """Every request through one vLLM ``LLM`` in this process (LoRA adapters by model name)."""
+def run_offline(
+    requests: list[BatchRequest], config: ServingConfig, ready: Callable[[], None]
+) -> list[BatchResult]:
+    """Every request through one vLLM ``LLM`` in this process (LoRA adapters by model name);
+    ``ready`` is called once the engine has started, to split start-up from the batch's energy."""
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
@@ -208,6 +212,7 @@ def run_offline(requests: list[BatchRequest], config: ServingConfig) -> list[Bat
         kwargs["gpu_memory_utilization"] = float(engine.gpu_memory_utilization)
         kwargs["tensor_parallel_size"] = engine.tensor_parallel_size
     llm = LLM(**kwargs)
+    ready()
     adapters = {a.name: (i + 1, a) for i, a in enumerate(config.adapters)}
     max_len = engine.max_model_len or llm.llm_engine.model_config.max_model_len
     results: dict[int, BatchResult] = {}
@@ -261,17 +266,43 @@ def run_offline(requests: list[BatchRequest], config: ServingConfig) -> list[Bat
     return [results[i] for i in range(len(requests))]
 
 
+@dataclass
+class Startup:
+    seconds: float = 0.0
+    joules: float = 0.0
+
+
+def _joules_between(first: Reading, last: Reading) -> float:
+    return sum(max(0.0, e.joules - first[c].joules) for c, e in last.items() if c in first)
+
+
 def measure(
-    run: Callable[[], list[BatchResult]], country: str, region: str | None, pid: int | None
-) -> tuple[list[BatchResult], ServingCarbon, float]:
-    """Run the batch while metering process tree ``pid`` (None: this cgroup or machine)."""
+    run: Callable[[Callable[[], None]], list[BatchResult]],
+    country: str,
+    region: str | None,
+    pid: int | None,
+) -> tuple[list[BatchResult], ServingCarbon, float, Startup]:
+    """Run the batch while metering process tree ``pid`` (None: this cgroup or machine).
+
+    ``run`` gets a ``ready`` callback: what comes before it (an engine start) is reported as
+    start-up, apart from the batch's own energy, so per-token figures are not inflated by it.
+    """
     source = open_energy_source("auto", pid=pid)
     first = source.read()
     started = time.monotonic()
-    results = run()
+    startup = Startup()
+
+    def ready() -> None:
+        nonlocal first, started
+        reading = source.read()
+        now = time.monotonic()
+        startup.joules, startup.seconds = _joules_between(first, reading), now - started
+        first, started = reading, now
+
+    results = run(ready)
     duration = time.monotonic() - started
     last = source.read()
-    joules = sum(max(0.0, e.joules - first[c].joules) for c, e in last.items() if c in first)
+    joules = _joules_between(first, last)
     grid = grid_intensity(country, region)
     grams = joules / JOULES_PER_KWH * grid.g_per_kwh
     prompt, completion = usage_totals(results)
@@ -290,7 +321,7 @@ def measure(
         region=grid.region,
         method=source.method(last),
     )
-    return results, carbon, duration
+    return results, carbon, duration, startup
 
 
 # -- CLI --------------------------------------------------------------------------------------
@@ -363,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"{args.input}: {exc}", file=sys.stderr)
         return 2
+    startup: Startup | None = None
     if args.server:
         api_key = os.environ.get(args.api_key_env) or None
         if args.meter:
@@ -374,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             after = wait_meter_caught_up(args.meter, before, prompt + completion, timeout=30)
             carbon, source = carbon_delta(before, after), "meter"
         else:
-            results, carbon, duration = measure(
-                lambda: run_on_server(requests, args.server, api_key, args.concurrency),
+            results, carbon, duration, _ = measure(
+                lambda ready: run_on_server(requests, args.server, api_key, args.concurrency),
                 args.country,
                 args.region,
                 pid=None,
@@ -383,12 +415,22 @@ def main(argv: list[str] | None = None) -> int:
             source = "machine"
     else:
         config = offline_config(args)
-        results, carbon, duration = measure(
-            lambda: run_offline(requests, config), config.country, config.region, pid=os.getpid()
+        results, carbon, duration, startup = measure(
+            lambda ready: run_offline(requests, config, ready),
+            config.country,
+            config.region,
+            pid=os.getpid(),
         )
         source = "offline-engine"
     write_results(args.output, results)
     doc = summary(results, carbon, duration, source)
+    if startup is not None:
+        intensity = carbon.grid_intensity_g_per_kwh or 0.0
+        doc["engineStartup"] = {
+            "seconds": round(startup.seconds, 3),
+            "energyJoules": startup.joules,
+            "emissionsGrams": startup.joules / JOULES_PER_KWH * intensity,
+        }
     summary_path = args.summary or args.output.with_name(args.output.name + ".summary.json")
     summary_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     print(json.dumps(doc))
