@@ -129,3 +129,17 @@ def test_modelversion_spec_is_immutable_except_stage() -> None:
     added_metric = copy.deepcopy(MV)
     added_metric["spec"]["metrics"]["accuracy"] = "0.9"
     assert cel_violations(added_metric, old=MV)
+
+
+@pytest.mark.parametrize("crd", all_crds(), ids=lambda c: c["spec"]["names"]["kind"])
+def test_every_field_is_documented(crd: dict[str, Any]) -> None:
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    undocumented = [
+        path
+        for path, node in walk(schema)
+        if path.count(".") >= 1
+        and path not in (".apiVersion", ".kind", ".metadata")
+        and not path.endswith(("{}", "[]"))  # items and map values: their field says it
+        and "description" not in node
+    ]
+    assert undocumented == []

@@ -192,13 +192,21 @@ class SecretKeyRef(ApiModel):
 class Toleration(ApiModel):
     """A pod toleration (same fields as core/v1 Toleration)."""
 
-    key: str | None = None
-    operator: str | None = Field(default=None, json_schema_extra={"enum": ["Exists", "Equal"]})
-    value: str | None = None
-    effect: str | None = Field(
-        default=None, json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]}
+    key: str | None = Field(default=None, description="Taint key; empty with Exists matches all.")
+    operator: str | None = Field(
+        default=None,
+        description="Exists or Equal (default Equal).",
+        json_schema_extra={"enum": ["Exists", "Equal"]},
     )
-    toleration_seconds: int | None = None
+    value: str | None = Field(default=None, description="Taint value for Equal.")
+    effect: str | None = Field(
+        default=None,
+        description="Taint effect to tolerate; empty matches all.",
+        json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+    )
+    toleration_seconds: int | None = Field(
+        default=None, description="How long a NoExecute taint is tolerated."
+    )
 
 
 class Resources(ApiModel):
@@ -233,9 +241,9 @@ class CarbonReport(ApiModel):
     """
 
     energy_kwh: float = Field(default=0.0, ge=0, description="Total energy, kWh.")
-    cpu_energy_kwh: float = Field(default=0.0, ge=0)
-    gpu_energy_kwh: float = Field(default=0.0, ge=0)
-    ram_energy_kwh: float = Field(default=0.0, ge=0)
+    cpu_energy_kwh: float = Field(default=0.0, ge=0, description="CPU share of the energy, kWh.")
+    gpu_energy_kwh: float = Field(default=0.0, ge=0, description="GPU share of the energy, kWh.")
+    ram_energy_kwh: float = Field(default=0.0, ge=0, description="RAM share of the energy, kWh.")
     emissions_kg: float = Field(default=0.0, ge=0, description="Emissions, kg CO2e.")
     grid_intensity_g_per_kwh: float | None = Field(
         default=None, ge=0, description="Grid carbon intensity used, g CO2e per kWh."

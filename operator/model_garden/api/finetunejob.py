@@ -153,7 +153,9 @@ class Hyperparameters(ApiModel):
     )
     learning_rate: PositiveDecimal = Field(default="2e-4", description="Peak learning rate.")
     batch_size: int = Field(default=4, ge=1, le=4096, description="Examples per device step.")
-    gradient_accumulation_steps: int = Field(default=1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(
+        default=1, ge=1, le=1024, description="Micro-batches summed per optimizer step."
+    )
     warmup_ratio: Fraction = Field(default="0.03", description="Share of steps to warm up.")
     weight_decay: Fraction = Field(default="0", description="AdamW weight decay.")
     lr_scheduler: Scheduler = Field(default=Scheduler.LINEAR, description="LR schedule.")
@@ -195,8 +197,10 @@ class Checkpointing(ApiModel):
 class SchedulingWindow(ApiModel):
     """Start no earlier/later than these times (RFC 3339); e.g. to follow a low-carbon window."""
 
-    not_before: datetime | None = None
-    not_after: datetime | None = None
+    not_before: datetime | None = Field(default=None, description="Do not start before this time.")
+    not_after: datetime | None = Field(
+        default=None, description="Do not start after this time (the job fails as Expired)."
+    )
 
 
 class CarbonSettings(ApiModel):
@@ -246,28 +250,34 @@ class FineTuneJobSpec(ApiModel):
 class TrainingProgressStatus(ApiModel):
     """The last progress the trainer reported."""
 
-    step: int = 0
-    total_steps: int = 0
-    epoch: float = 0.0
-    loss: float | None = None
-    eval_loss: float | None = None
-    learning_rate: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
+    step: int = Field(default=0, description="Optimizer steps done.")
+    total_steps: int = Field(default=0, description="Optimizer steps planned.")
+    epoch: float = Field(default=0.0, description="Fractional epoch reached.")
+    loss: float | None = Field(default=None, description="Last training loss.")
+    eval_loss: float | None = Field(default=None, description="Last evaluation loss.")
+    learning_rate: float | None = Field(default=None, description="Current learning rate.")
+    tokens_per_second: float | None = Field(
+        default=None, description="Real (non-padding) tokens trained per second."
+    )
+    eta_seconds: float | None = Field(default=None, description="Estimated seconds left.")
 
 
 class FineTuneJobStatus(ApiModel):
     """Observed state of a FineTuneJob."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    progress: TrainingProgressStatus | None = None
-    carbon: CarbonReport | None = None
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Running, Succeeded, Failed (and Queued, Suspended)."
+    )
+    progress: TrainingProgressStatus | None = Field(default=None, description="Live progress.")
+    carbon: CarbonReport | None = Field(default=None, description="Energy and emissions so far.")
     backend: str | None = Field(default=None, description="Backend the trainer used.")
     job_name: str | None = Field(default=None, description="The batch/v1 Job running it.")
     model_version: str | None = Field(default=None, description="The ModelVersion produced.")
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
+    start_time: datetime | None = Field(default=None, description="When training started.")
+    completion_time: datetime | None = Field(default=None, description="When it ended.")
 
 
 class FineTuneJob(ApiModel):

@@ -46,7 +46,9 @@ class Engine(ApiModel):
         default="0.9", description="Share of GPU memory vLLM may take, e.g. '0.9'."
     )
     tensor_parallel_size: int = Field(default=1, ge=1, le=64, description="GPUs per replica.")
-    quantization: Quantization = Field(default=Quantization.NONE)
+    quantization: Quantization = Field(
+        default=Quantization.NONE, description="Weight quantization the checkpoint uses."
+    )
     max_lora_rank: int = Field(default=16, ge=1, le=512, description="Largest adapter rank.")
     max_loras: int = Field(default=4, ge=1, le=256, description="Adapters resident at once.")
     extra_args: list[str] = Field(default_factory=list, description="Passed to vLLM verbatim.")
@@ -62,8 +64,10 @@ class Adapter(ApiModel):
 
 
 class InferenceCarbonSettings(ApiModel):
+    """Where the serving energy is drawn (for the grid intensity)."""
+
     country: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO alpha-3.")
-    region: str | None = Field(default=None, max_length=64)
+    region: str | None = Field(default=None, max_length=64, description="Sub-national region.")
 
 
 class InferenceDeploymentSpec(ApiModel):
@@ -122,25 +126,39 @@ class InferenceDeploymentSpec(ApiModel):
 
 
 class ServingCarbonStatus(ApiModel):
-    energy_kwh: float = 0.0
-    emissions_kg: float = 0.0
-    tokens: int = 0
-    g_per_1k_tokens: float | None = None
-    method: CarbonMethod = CarbonMethod.ESTIMATED
-    grid_intensity_g_per_kwh: float | None = None
-    region: str | None = None
+    """Carbon of serving, summed over the deployment's pods since it was created."""
+
+    energy_kwh: float = Field(default=0.0, description="Energy, kWh.")
+    emissions_kg: float = Field(default=0.0, description="Emissions, kg CO2e.")
+    tokens: int = Field(default=0, description="Prompt plus generated tokens served.")
+    g_per_1k_tokens: float | None = Field(
+        default=None, alias="gPer1kTokens", description="g CO2e per 1000 tokens (recent window)."
+    )
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED, description="measured or estimated."
+    )
+    grid_intensity_g_per_kwh: float | None = Field(default=None, description="g CO2e per kWh used.")
+    region: str | None = Field(default=None, description="Grid country/region used.")
 
 
 class InferenceDeploymentStatus(ApiModel):
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    """Observed state of an InferenceDeployment."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing (and ReplicasLimited)."
+    )
     endpoint: str | None = Field(default=None, description="OpenAI base URL, …/v1.")
     model_version: str | None = Field(default=None, description="The version being served.")
-    replicas: int = 0
-    ready_replicas: int = 0
+    replicas: int = Field(default=0, description="Server pods that exist.")
+    ready_replicas: int = Field(default=0, description="Server pods ready to answer.")
     selector: str | None = Field(default=None, description="Pod label selector (/scale).")
-    served_models: list[str] = Field(default_factory=list)
-    carbon: ServingCarbonStatus | None = None
+    served_models: list[str] = Field(
+        default_factory=list, description="Model names clients can call (base and adapters)."
+    )
+    carbon: ServingCarbonStatus | None = Field(default=None, description="Serving carbon.")
 
 
 class InferenceDeployment(ApiModel):

@@ -71,9 +71,11 @@ class Source(ApiModel):
 class TrainingCarbon(ApiModel):
     """Carbon of the training run that produced this version (decimal strings: spec has no floats)."""
 
-    energy_kwh: str = Field(default="0", pattern=DECIMAL_PATTERN)
-    emissions_kg: str = Field(default="0", pattern=DECIMAL_PATTERN)
-    method: CarbonMethod = CarbonMethod.ESTIMATED
+    energy_kwh: str = Field(default="0", pattern=DECIMAL_PATTERN, description="Energy, kWh.")
+    emissions_kg: str = Field(default="0", pattern=DECIMAL_PATTERN, description="kg CO2e.")
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED, description="measured or estimated."
+    )
 
 
 class Stage(StrEnum):
@@ -116,16 +118,26 @@ class ModelVersionSpec(ApiModel):
 class ModelVersionStatus(ApiModel):
     """Observed state of a ModelVersion."""
 
-    observed_generation: int | None = None
-    conditions: list[Condition] = Field(default_factory=list)
-    size_bytes: int | None = None
-    digest: str | None = None
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status describes."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready once the artifact is verified."
+    )
+    size_bytes: int | None = Field(default=None, description="Verified size of the artifact.")
+    digest: str | None = Field(default=None, description="Verified sha256 of the artifact.")
     serving_deployments: list[str] = Field(
         default_factory=list, description="InferenceDeployments serving this version."
     )
-    training_emissions_kg: float | None = None
-    serving_emissions_kg: float | None = None
-    serving_energy_kwh: float | None = None
+    training_emissions_kg: float | None = Field(
+        default=None, description="kg CO2e of the training run."
+    )
+    serving_emissions_kg: float | None = Field(
+        default=None, description="kg CO2e of serving it, all deployments together."
+    )
+    serving_energy_kwh: float | None = Field(
+        default=None, description="kWh of serving it, all deployments together."
+    )
     lifetime_emissions_kg: float | None = Field(
         default=None, description="Training plus serving emissions, kg CO2e."
     )
