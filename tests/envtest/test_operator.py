@@ -59,10 +59,10 @@ class Cluster:
     def get(self, api_version: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         return self.x.get(ObjectRef(api_version, kind, ns, name))
 
-    def list(
+    def list_objects(
         self, api_version: str, kind: str, ns: str, selector: str | None = None
     ) -> list[dict[str, Any]]:
-        return self.x.list(api_version, kind, ns, selector)
+        return self.x.list_objects(api_version, kind, ns, selector)
 
     def patch(
         self, api_version: str, kind: str, ns: str, name: str, patch: dict[str, Any], sub: str = ""

@@ -62,13 +62,14 @@ class Executor:
         body: Any = None,
         query: list[tuple[str, Any]] | None = None,
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Any:
         """One request; raises ApiException on a non-2xx answer, returns the decoded JSON."""
         request = self.api.param_serialize(
             method=method,
             resource_path=path,
             query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            header_params={"Content-Type": content_type, "Accept": accept},
             body=body,
             auth_settings=["BearerToken"],
         )
@@ -92,11 +93,25 @@ class Executor:
                 return None
             raise
 
-    def list(
+    def list_objects(
         self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
         result = self._call("GET", collection_path(api_version, kind, namespace), query=query)
+        items: list[dict[str, Any]] = result.get("items") or []
+        return items
+
+    def list_metadata(
+        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Only the metadata of each object (PartialObjectMetadataList): cheap at any scale."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        result = self._call(
+            "GET",
+            collection_path(api_version, kind, namespace),
+            query=query,
+            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+        )
         items: list[dict[str, Any]] = result.get("items") or []
         return items
 

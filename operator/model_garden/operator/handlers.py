@@ -37,6 +37,7 @@ from .plan import (
     LABEL_MV,
     MANAGED_BY,
     OPERATOR_NAME,
+    ObjectRef,
     Plan,
 )
 from .settings import OperatorSettings
@@ -195,30 +196,46 @@ def reconcile_finetunejob(
 def _observe_admission(
     ctx: Context, ftj: FineTuneJob, world: ftj_plan.FineTuneJobWorld, idx: dict[str, Any]
 ) -> None:
-    """Live view of the namespace's trainer Jobs and ModelVersions (indexes may lag our writes)."""
-    ns, name = ftj.metadata.namespace or "default", ftj.metadata.name
-    jobs = ctx.executor.list("batch/v1", "Job", ns, f"{LABEL_COMPONENT}=trainer")
-    mine = [j for j in jobs if (j["metadata"].get("labels") or {}).get(LABEL_FTJ) == name]
-    if mine:
-        world.job = observe.trim(mine[0])
+    """Live view of the namespace's trainer Jobs and the model's versions.
+
+    kopf's indexes may lag our own writes by a few events, so the decision to start a Job (and
+    which version it reserves) is taken on a metadata-only live list, under the namespace lock.
+    The indexes still give each known Job's status (failed jobs release their version).
+    """
+    ns, name, model = ftj.metadata.namespace or "default", ftj.metadata.name, ftj.output_model
+    jobs = ctx.executor.list_metadata("batch/v1", "Job", ns, f"{LABEL_COMPONENT}=trainer")
+    owners = {(j["metadata"].get("labels") or {}).get(LABEL_FTJ): j for j in jobs}
+    if name in owners:  # created by an earlier pass the index has not seen yet
+        world.job = ctx.executor.get(
+            ObjectRef("batch/v1", "Job", ns, owners[name]["metadata"]["name"])
+        )
         return
-    world.model_versions = ctx.executor.list(f"{GROUP}/{VERSION}", "ModelVersion", ns)
-    model = ftj.output_model
-    for job in jobs:
-        labels = job["metadata"].get("labels") or {}
-        if labels.get(LABEL_MODEL) == model and observe.job_finished(job) != "Failed":
-            version = ftj_plan.reserved_version(job, model)
+    known = {o: _one(idx["job_idx"], ("FineTuneJob", ns, o)) for o in owners if o}
+    for owner, meta_only in owners.items():
+        labels = meta_only["metadata"].get("labels") or {}
+        full = known.get(owner) if owner else None
+        if labels.get(LABEL_MODEL) == model and observe.job_finished(full) != "Failed":
+            version = ftj_plan.reserved_version(meta_only, model)
             if version is not None:
                 world.reserved_versions.add(version)
-    world.running_in_namespace = sum(1 for j in jobs if observe.job_active(j))
-    created = (
-        ftj.metadata.model_extra.get("creationTimestamp", "") if ftj.metadata.model_extra else ""
+    world.running_in_namespace = sum(
+        1 for owner in owners if known.get(owner) is None or observe.job_active(known[owner] or {})
     )
-    with_jobs = {(j["metadata"].get("labels") or {}).get(LABEL_FTJ) for j in jobs}
+    prefix = f"{model}-v"
+    world.model_versions = [m for m in world.model_versions if m["spec"].get("model") != model] + [
+        {
+            "metadata": m["metadata"],
+            "spec": {"model": model, "version": int(m["metadata"]["name"][len(prefix) :])},
+        }
+        for m in ctx.executor.list_metadata(f"{GROUP}/{VERSION}", "ModelVersion", ns)
+        if m["metadata"]["name"].startswith(prefix)
+        and m["metadata"]["name"][len(prefix) :].isdigit()
+    ]
+    created = (ftj.metadata.model_extra or {}).get("creationTimestamp", "")
     older = 0
     for other in _many(idx["ftj_idx"], ns):
         ometa = other["metadata"]
-        if ometa["name"] == name or ometa["name"] in with_jobs or _done(other):
+        if ometa["name"] == name or ometa["name"] in owners or _done(other):
             continue
         spec = other.get("spec") or {}
         if spec.get("queueName") or spec.get("suspend"):
