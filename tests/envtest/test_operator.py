@@ -616,3 +616,39 @@ def test_imported_model_version_is_verified_by_a_job(
         timeout=30,
     )
     assert (mv["status"]["sizeBytes"], mv["status"]["digest"]) == (99, DIGEST)
+
+
+def test_metrics_and_liveness_endpoints(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    import httpx
+
+    from harness.envtest import free_port
+
+    metrics_port, health_port = free_port(), free_port()
+    settings = operator_settings()
+    op = OperatorThread(
+        load_client(kube_env.kubeconfig),
+        settings,
+        liveness_endpoint=f"http://127.0.0.1:{health_port}/healthz",
+    )
+    op.metrics.serve(metrics_port, addr="127.0.0.1")
+    op.start()
+    try:
+        ns = cluster.namespace()
+        cluster.create(in_ns(finetunejob("m"), ns))
+        wait_for("Job", lambda: cluster.get("batch/v1", "Job", ns, "m-train"))
+        assert httpx.get(f"http://127.0.0.1:{health_port}/healthz", timeout=5).status_code == 200
+        text = wait_for(
+            "resources by condition",
+            lambda: (
+                (t := httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text)
+                and 'modelgarden_resources{condition="Running",kind="FineTuneJob",status="False"}'
+                in t
+                and t
+            ),
+        )
+        assert 'modelgarden_operator_reconciliations_total{kind="FineTuneJob"}' in text
+        assert "modelgarden_operator_reconcile_errors_total" in text
+    finally:
+        op.stop()
