@@ -177,12 +177,13 @@ out["template_source"] = source
 def trained(name, tpl=template, max_len=256, completion_only=True):
     ex = load_examples(work / name / "d.jsonl").examples[:1]
     t = tokenize_examples(ex, tok, max_len, tpl, completion_only)
-    lab = [x for x in t.labels[0] if x != IGNORE_INDEX]
+    lab = [x for x in t.labels[0] if x != IGNORE_INDEX] if t.labels else []
     return tok.decode(lab), t.stats()
 out["labels"] = {n: trained(n)[0] for n in ("chat", "alpaca", "completion", "text")}
 out["labels_all"] = trained("chat", completion_only=False)[0]
 out["labels_llama3"] = trained("chat", NAMED_TEMPLATES["llama3"])[0]
-out["truncated"] = trained("chat", max_len=16)[1]
+out["truncated"] = trained("text", max_len=4)[1]
+out["dropped"] = trained("chat", max_len=8)[1]
 print(json.dumps(out))
 """
 
@@ -227,13 +228,17 @@ def test_loss_only_on_assistant_and_completion_tokens(runtime_checks: dict[str, 
     # both assistant turns (with their end-of-turn token), nothing of system/user
     assert labels["chat"] == "Hello there.<|im_end|>\nGoodbye.<|im_end|>\n"
     assert labels["alpaca"] == "The cat is red.<|im_end|>\n"
-    assert labels["completion"] == "red.<|im_end|>"
+    # byte-level BPE merges the prompt's trailing space into " red": a token that overlaps
+    # the completion is trained on
+    assert labels["completion"] == " red.<|im_end|>"
     assert labels["text"] == "The dog is blue.<|im_end|>"
     assert "system" in runtime_checks["labels_all"] and "Hi" in runtime_checks["labels_all"]
     llama3 = runtime_checks["labels_llama3"]
     assert "Hello there." in llama3 and "Goodbye." in llama3 and "Hi" not in llama3
     assert runtime_checks["truncated"]["truncated"] == 1
-    assert runtime_checks["truncated"]["maxTokens"] == 16
+    assert runtime_checks["truncated"]["maxTokens"] == 4
+    # truncated before any assistant token: nothing to learn, dropped and counted
+    assert runtime_checks["dropped"]["dropped"] == 1
 
 
 def test_progress_and_metrics_answer_during_the_run(runs: dict[str, Any]) -> None:
@@ -286,3 +291,20 @@ def test_bad_dataset_line_fails_before_loading_the_model(tiny_model: Path, tmp_p
     assert "model" not in [
         json.loads(x).get("msg") for x in proc.stdout.splitlines() if x.startswith("{")
     ]
+
+
+def test_dataset_validate_cli_prints_the_report_with_token_statistics(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from model_garden.cli.main import cli
+
+    data = training_data(tmp_path, 40)
+    args = ["dataset", "validate", str(data), "--model", str(tiny_model), "--max-seq-length", "32"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "40 rows, format alpaca (detected)" in result.output
+    assert "all 40 rows valid" in result.output
+    assert "tokens (model template, max 32): " in result.output
+    assert "truncated" in result.output and "per example min" in result.output

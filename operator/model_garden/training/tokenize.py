@@ -154,17 +154,17 @@ def tokenize_examples(
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids: list[int] = list(enc["input_ids"])
         offsets: list[tuple[int, int]] = list(enc["offset_mapping"])
-        if not ex.is_chat and bos is not None and (not ids or ids[0] != bos):
-            ids = [bos, *ids]
-            offsets = [(0, 0), *offsets]
-        labels = []
-        for tok, (start, end) in zip(ids, offsets, strict=True):
-            trained = not completion_only or any(
-                s <= start < e or (start < s < end) for s, e in spans
-            )
-            if not completion_only and end == 0 and start == 0 and tok == bos:
-                trained = False
-            labels.append(tok if trained else IGNORE_INDEX)
+        prepended = not ex.is_chat and bos is not None and (not ids or ids[0] != bos)
+        if prepended:
+            ids, offsets = [bos, *ids], [(0, 0), *offsets]
+        labels = [
+            tok
+            if not completion_only or any(s <= start < e or start < s < end for s, e in spans)
+            else IGNORE_INDEX
+            for tok, (start, end) in zip(ids, offsets, strict=True)
+        ]
+        if prepended:
+            labels[0] = IGNORE_INDEX  # never predicted; keeps decoded labels clean
         if len(ids) > max_seq_length:
             out.truncated += 1
             if len(out.truncated_lines) < 20:
