@@ -14,8 +14,9 @@ tokens/s:
   concurrency it serves requests one after another, so its throughput is measured once);
 - ``launcher``: ``python -m model_garden.serving`` (our flags; the meter runs beside it) at
   concurrency 1, 4 and 16;
-- ``defaults``: ``python -m vllm.entrypoints.openai.api_server --model M`` with no flags, for the
-  larger model (one more vLLM start per model would double the run time).
+- ``defaults``: ``python -m vllm.entrypoints.openai.api_server --model M`` with no flags (only
+  ``VLLM_CPU_KVCACHE_SPACE=1`` so it can start on a shared machine), for the larger model (one
+  more vLLM start per model would double the run time).
 
 It also prints the meter's CPU time as a share of vLLM's CPU time over the launcher's load phase.
 """
@@ -297,7 +298,11 @@ def bench_model(
         report["meterCpuShare"] = cpu[0] / cpu[1] if cpu[1] else None
     if with_defaults:
         port = free_port()
-        defaults_env = runtime_env()  # offline, no telemetry: nothing that changes the engine
+        # Offline, no telemetry, and the one setting without which vLLM CPU does not start on a
+        # shared machine: by default it reserves 92% of the NUMA node's memory (its
+        # gpu_memory_utilization applies to CPU memory) and refuses to start when that is not free.
+        # Every flag stays at vLLM's default.
+        defaults_env = runtime_env(extra={"VLLM_CPU_KVCACHE_SPACE": "1"})
         try:
             defaults, start_s, _ = run_server(
                 "defaults",
