@@ -59,7 +59,7 @@ class Cluster:
     def get(self, api_version: str, kind: str, ns: str, name: str) -> dict[str, Any] | None:
         return self.x.get(ObjectRef(api_version, kind, ns, name))
 
-    def list_objects(
+    def list(
         self, api_version: str, kind: str, ns: str, selector: str | None = None
     ) -> list[dict[str, Any]]:
         return self.x.list_objects(api_version, kind, ns, selector)
@@ -652,3 +652,66 @@ def test_metrics_and_liveness_endpoints(
         assert "modelgarden_operator_reconcile_errors_total" in text
     finally:
         op.stop()
+
+
+def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    from model_garden.api.contracts import ServingCarbon
+
+    readings = iter(range(1, 10_000))
+
+    class Meter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            n = next(readings)  # cumulative totals that grow by 3.6 kJ and 1 g per poll
+            carbon = ServingCarbon(
+                energy_joules=3600.0 * n,
+                emissions_grams=1.0 * n,
+                prompt_tokens=100 * n,
+                method="measured",
+            )  # type: ignore[arg-type]
+            body = json.dumps(carbon.to_wire()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Meter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = operator_settings()
+    settings.meter_port = server.server_address[1]
+    op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
+    try:
+        ns = cluster.namespace()
+        cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
+        cluster.create(in_ns(_idep("m", modelVersion="m-v1"), ns))
+        (pod,) = wait_for(
+            "server pod",
+            lambda: cluster.list("v1", "Pod", ns, "modelgarden.dev/inference-deployment=m"),
+            timeout=30,
+        )
+        cluster.play_kubelet(ns, pod, "Running", container="server")
+
+        def carbon() -> Any:
+            status = (cluster.get(API, "InferenceDeployment", ns, "m") or {}).get("status") or {}
+            return status if (status.get("carbon") or {}).get("emissionsKg", 0) >= 0.002 else None
+
+        status = wait_for("serving carbon", carbon, timeout=30)
+        assert status["carbon"]["method"] == "measured" and status["carbon"]["tokens"] >= 200
+        assert status["carbon"]["gPer1kTokens"] == pytest.approx(10.0)
+        mv = wait_for(
+            "serving totals",
+            lambda: (
+                (m := cluster.get(API, "ModelVersion", ns, "m-v1"))
+                and (m.get("status") or {}).get("servingEmissionsKg")
+                and m
+            ),
+        )
+        assert mv["status"]["lifetimeEmissionsKg"] >= mv["status"]["servingEmissionsKg"] > 0
+    finally:
+        op.stop()
+        server.shutdown()
+        server.server_close()
