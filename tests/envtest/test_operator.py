@@ -533,6 +533,18 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
     time.sleep(1)
     assert cluster.get("apps/v1", "Deployment", ns, "bot")["spec"]["template"] == template_before  # type: ignore[index]
 
+    # the /scale subresource drives the Deployment's replicas
+    scale_path = f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale"
+    scale = cluster.x._call("GET", scale_path)
+    assert scale["status"]["selector"] == "modelgarden.dev/inference-deployment=bot"
+    cluster.x._call(
+        "PATCH", scale_path, {"spec": {"replicas": 2}}, content_type="application/merge-patch+json"
+    )
+    wait_for(
+        "scaled",
+        lambda: (cluster.get("apps/v1", "Deployment", ns, "bot") or {})["spec"]["replicas"] == 2,
+    )
+
     # deleting the served version is refused until the deployment moves off it
     cluster.delete(API, "ModelVersion", ns, "bot-v1")
     blocked = wait_for(
