@@ -70,6 +70,12 @@ class JobWatcher:
         self._thread.start()
 
     def _run(self, x: Executor, ns: str) -> None:
+        try:
+            self._watch(x, ns)
+        except Exception:  # the server went away at the end of the run
+            pass
+
+    def _watch(self, x: Executor, ns: str) -> None:
         import json
 
         path = f"/apis/batch/v1/namespaces/{ns}/jobs"

@@ -252,7 +252,25 @@ def contender(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]
             # completion-only loss as the others: trl takes a completion mask beside the ids
             masks = [[0 if t == -100 else 1 for t in lab] for lab in labels]
             ds = Dataset.from_dict({"input_ids": ids, "completion_mask": masks})
-            trainer = SFTTrainer(
+
+            class CpuSFTTrainer(SFTTrainer):  # type: ignore[misc]
+                """trl 1.15's loss runs a Triton kernel (fused LM head) that has no CPU driver;
+                keep trl's packing and collator, take transformers' standard loss."""
+
+                def compute_loss(
+                    self,
+                    model: Any,
+                    inputs: Any,
+                    return_outputs: bool = False,
+                    num_items_in_batch: Any = None,
+                ) -> Any:
+                    from transformers import Trainer
+
+                    return Trainer.compute_loss(
+                        self, model, inputs, return_outputs, num_items_in_batch
+                    )
+
+            trainer = CpuSFTTrainer(
                 model=model,
                 args=SFTConfig(
                     **common, packing=True, max_length=args.max_len, completion_only_loss=True

@@ -31,6 +31,12 @@ class ProgressTracker:
         self.total_tokens = 0
         self.labels: dict[str, str] = {}
 
+    def resume_at(self, total_steps: int, step: int, tokens: int) -> None:
+        """Start counting from a checkpoint: throughput and ETA cover this process's steps."""
+        with self._lock:
+            self.progress.total_steps, self.progress.step = total_steps, step
+            self._start_step, self.total_tokens = step, tokens
+
     def set_state(self, state: TrainingState) -> None:
         with self._lock:
             self.progress.state = state

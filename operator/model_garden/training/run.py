@@ -241,10 +241,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             rt.country or spec.carbon.country, rt.region or spec.carbon.region, previous
         )
         carbon.start()
-        tracker.progress.total_steps = total
-        tracker.progress.step = state.step
-        tracker.total_tokens = state.tokens
-        tracker._start_step = state.step
+        tracker.resume_at(total, state.step, state.tokens)
         pad_id = int(tokenizer.pad_token_id)
         eval_every = spec.checkpointing.every_steps
         if state.initial_eval_loss is None:
@@ -287,19 +284,13 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             tracker.step_done(st.step, epoch, loss, lr, tokens)
             rep = carbon.report()
             tracker.set_carbon(rep.energy_kwh, rep.emissions_kg, str(rep.method))
-            if st.step % eval_every == 0 or st.step == total:
-                if st.step % eval_every == 0 and st.step < total:
-                    st.eval_loss = evaluate(
-                        model,
-                        tok_eval.input_ids,
-                        tok_eval.labels,
-                        hp.batch_size,
-                        pad_id,
-                        loaded.device,
-                    )
-                    if st.eval_loss is not None:
-                        tracker.set_eval_loss(st.eval_loss)
-                    save_checkpoint(st)
+            if st.step % eval_every == 0 and st.step < total:  # the last step saves artifacts
+                st.eval_loss = evaluate(
+                    model, tok_eval.input_ids, tok_eval.labels, hp.batch_size, pad_id, loaded.device
+                )
+                if st.eval_loss is not None:
+                    tracker.set_eval_loss(st.eval_loss)
+                save_checkpoint(st)
             snap = tracker.snapshot()
             log(
                 "step",
