@@ -101,20 +101,6 @@ class Executor:
         items: list[dict[str, Any]] = result.get("items") or []
         return items
 
-    def list_metadata(
-        self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
-    ) -> list[dict[str, Any]]:
-        """Only the metadata of each object (PartialObjectMetadataList): cheap at any scale."""
-        query = [("labelSelector", label_selector)] if label_selector else []
-        result = self._call(
-            "GET",
-            collection_path(api_version, kind, namespace),
-            query=query,
-            accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
-        )
-        items: list[dict[str, Any]] = result.get("items") or []
-        return items
-
     # --- writes -------------------------------------------------------------------------------
 
     def create(self, obj: dict[str, Any]) -> None:
@@ -192,8 +178,10 @@ class Executor:
 
     def execute(self, plan: Plan, owner: dict[str, Any]) -> None:
         """Creates, applies, patches, deletes, then the owner's status, then events."""
-        meta = owner["metadata"]
-        ref = ObjectRef(owner["apiVersion"], owner["kind"], meta["namespace"], meta["name"])
+        self.execute_children(plan)
+        self.execute_owner(plan, owner)
+
+    def execute_children(self, plan: Plan) -> None:
         for obj in plan.create:
             self.create(obj)
         for obj in plan.apply:
@@ -212,6 +200,10 @@ class Executor:
                 )
         for target in plan.delete:
             self.delete(target)
+
+    def execute_owner(self, plan: Plan, owner: dict[str, Any]) -> None:
+        meta = owner["metadata"]
+        ref = ObjectRef(owner["apiVersion"], owner["kind"], meta["namespace"], meta["name"])
         if plan.status:
             try:
                 self.merge_patch(ref, {"status": plan.status}, subresource="status")

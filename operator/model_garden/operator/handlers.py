@@ -37,7 +37,6 @@ from .plan import (
     LABEL_MV,
     MANAGED_BY,
     OPERATOR_NAME,
-    ObjectRef,
     Plan,
 )
 from .settings import OperatorSettings
@@ -63,6 +62,8 @@ class Context:
     _locks: dict[Any, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     meter_baselines: dict[tuple[str, str], dict[str, ServingCarbon]] = field(default_factory=dict)
+    admitted: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """namespace -> FineTuneJob -> the Job this process created, until the index shows it."""
     latest: dict[str, dict[tuple[str, str], dict[str, Any]]] = field(
         default_factory=lambda: {"FineTuneJob": {}, "ModelVersion": {}, "InferenceDeployment": {}}
     )
@@ -180,7 +181,11 @@ def reconcile_finetunejob(
                 with ctx.lock(("admission", ns)):
                     _observe_admission(ctx, ftj, world, idx)
                     plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
-                    _run(ctx, "FineTuneJob", body, plan)
+                    ctx.executor.execute_children(plan)
+                    for obj in plan.create:
+                        if obj["kind"] == "Job":
+                            ctx.admitted.setdefault(ns, {})[name] = obj
+                ctx.executor.execute_owner(plan, body)  # status and events: outside the lock
                 return
             plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
             _run(ctx, "FineTuneJob", body, plan)
@@ -196,46 +201,37 @@ def reconcile_finetunejob(
 def _observe_admission(
     ctx: Context, ftj: FineTuneJob, world: ftj_plan.FineTuneJobWorld, idx: dict[str, Any]
 ) -> None:
-    """Live view of the namespace's trainer Jobs and the model's versions.
+    """The namespace's trainer Jobs: from the index, plus those this process just created.
 
-    kopf's indexes may lag our own writes by a few events, so the decision to start a Job (and
-    which version it reserves) is taken on a metadata-only live list, under the namespace lock.
-    The indexes still give each known Job's status (failed jobs release their version).
+    kopf fills every index before any handler runs (so a restarted operator sees every Job), but
+    an index may lag this process's own writes by a few events: the Jobs created here are
+    remembered until the index shows them. Called under the namespace lock, so two jobs never
+    reserve the same version or overrun the namespace cap.
     """
     ns, name, model = ftj.metadata.namespace or "default", ftj.metadata.name, ftj.output_model
-    jobs = ctx.executor.list_metadata("batch/v1", "Job", ns, f"{LABEL_COMPONENT}=trainer")
-    owners = {(j["metadata"].get("labels") or {}).get(LABEL_FTJ): j for j in jobs}
-    if name in owners:  # created by an earlier pass the index has not seen yet
-        world.job = ctx.executor.get(
-            ObjectRef("batch/v1", "Job", ns, owners[name]["metadata"]["name"])
-        )
+    indexed = {
+        (j["metadata"].get("labels") or {}).get(LABEL_FTJ, ""): j
+        for j in _many(idx["trainer_job_idx"], ns)
+    }
+    mine = ctx.admitted.setdefault(ns, {})
+    for owner in [o for o in mine if o in indexed]:
+        del mine[owner]
+    jobs = {**indexed, **mine}
+    if name in jobs:
+        world.job = jobs[name]
         return
-    known = {o: _one(idx["job_idx"], ("FineTuneJob", ns, o)) for o in owners if o}
-    for owner, meta_only in owners.items():
-        labels = meta_only["metadata"].get("labels") or {}
-        full = known.get(owner) if owner else None
-        if labels.get(LABEL_MODEL) == model and observe.job_finished(full) != "Failed":
-            version = ftj_plan.reserved_version(meta_only, model)
+    for job in jobs.values():
+        labels = job["metadata"].get("labels") or {}
+        if labels.get(LABEL_MODEL) == model and observe.job_finished(job) != "Failed":
+            version = ftj_plan.reserved_version(job, model)
             if version is not None:
                 world.reserved_versions.add(version)
-    world.running_in_namespace = sum(
-        1 for owner in owners if known.get(owner) is None or observe.job_active(known[owner] or {})
-    )
-    prefix = f"{model}-v"
-    world.model_versions = [m for m in world.model_versions if m["spec"].get("model") != model] + [
-        {
-            "metadata": m["metadata"],
-            "spec": {"model": model, "version": int(m["metadata"]["name"][len(prefix) :])},
-        }
-        for m in ctx.executor.list_metadata(f"{GROUP}/{VERSION}", "ModelVersion", ns)
-        if m["metadata"]["name"].startswith(prefix)
-        and m["metadata"]["name"][len(prefix) :].isdigit()
-    ]
+    world.running_in_namespace = sum(1 for job in jobs.values() if observe.job_active(job))
     created = (ftj.metadata.model_extra or {}).get("creationTimestamp", "")
     older = 0
     for other in _many(idx["ftj_idx"], ns):
         ometa = other["metadata"]
-        if ometa["name"] == name or ometa["name"] in owners or _done(other):
+        if ometa["name"] == name or ometa["name"] in jobs or _done(other):
             continue
         spec = other.get("spec") or {}
         if spec.get("queueName") or spec.get("suspend"):
@@ -340,6 +336,17 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.index("batch", "v1", "jobs", labels=MANAGED, id="job_idx", registry=registry)
     def job_idx(**kw: Any) -> dict[Any, Any]:
         return child_index(kw["body"], kw["namespace"], kw["labels"])
+
+    @kopf.index(
+        "batch",
+        "v1",
+        "jobs",
+        labels={**MANAGED, LABEL_COMPONENT: "trainer"},
+        id="trainer_job_idx",
+        registry=registry,
+    )
+    def trainer_job_idx(**kw: Any) -> dict[Any, Any]:
+        return {kw["namespace"]: observe.trim(dict(kw["body"]))}
 
     @kopf.index("v1", "pods", labels=MANAGED, id="pod_idx", registry=registry)
     def pod_idx(**kw: Any) -> dict[Any, Any]:
