@@ -359,6 +359,10 @@ def test_success_creates_one_model_version_across_restarts(
     time.sleep(3)
     mvs = cluster.list(API, "ModelVersion", ns)
     assert [m["metadata"]["name"] for m in mvs] == ["chat-v1"]
+    jobs = cluster.list("batch/v1", "Job", ns, "modelgarden.dev/fine-tune-job=tune")
+    assert [j["metadata"]["name"] for j in jobs] == ["tune-train"]
+    created = [e for e in cluster.list("v1", "Event", ns) if e["reason"] == "ModelVersionCreated"]
+    assert len(created) == 1
     mv = mvs[0]
     assert mv["spec"]["source"]["fineTuneJob"] == "tune"
     assert mv["spec"]["artifact"]["format"] == "adapter"

@@ -103,7 +103,8 @@ class Executor:
 
     # --- writes -------------------------------------------------------------------------------
 
-    def create(self, obj: dict[str, Any]) -> None:
+    def create(self, obj: dict[str, Any]) -> bool:
+        """Create ``obj``; False when it already existed (a ModelVersion must then be ours)."""
         ref = ObjectRef.of(obj)
         try:
             self._call("POST", collection_path(ref.api_version, ref.kind, ref.namespace), obj)
@@ -112,6 +113,8 @@ class Executor:
                 raise
             if ref.kind == "ModelVersion":
                 self._check_ours(ref, obj)
+            return False
+        return True
 
     def _check_ours(self, ref: ObjectRef, obj: dict[str, Any]) -> None:
         existing = self.get(ref) or {}
@@ -183,7 +186,8 @@ class Executor:
 
     def execute_children(self, plan: Plan) -> None:
         for obj in plan.create:
-            self.create(obj)
+            if self.create(obj):
+                plan.created.add(obj["metadata"]["name"])
         for obj in plan.apply:
             self.apply(obj)
         for target, patch in plan.patch:
@@ -211,4 +215,6 @@ class Executor:
                 if exc.status != 404:  # deleted meanwhile
                     raise
         for event in plan.events:
+            if event.if_created is not None and event.if_created not in plan.created:
+                continue
             self.post_event(ref, meta.get("uid"), event.type, event.reason, event.message)

@@ -597,6 +597,7 @@ def _plan_start(
         "Normal",
         "JobCreated",
         f"Created Job {job['metadata']['name']} training {target} into {output_uri(ftj, version)}.",
+        if_created=job["metadata"]["name"],
     )
 
 
@@ -710,7 +711,10 @@ def _plan_success(
         name = version_name(model, number)
         plan.create.append(build_model_version(ftj, name, number, result, artifact))
         plan.event(
-            "Normal", "ModelVersionCreated", f"Created ModelVersion {name} ({artifact['uri']})."
+            "Normal",
+            "ModelVersionCreated",
+            f"Created ModelVersion {name} ({artifact['uri']}).",
+            if_created=name,
         )
     st.fields["modelVersion"] = name
     st.fields["carbon"] = result.carbon.to_wire()

@@ -52,6 +52,8 @@ class Event:
     type: EventType
     reason: str
     message: str
+    if_created: str | None = None
+    """Post only if the executor really created the object of this name (not AlreadyExists)."""
 
 
 @dataclass
@@ -71,6 +73,8 @@ class Plan:
     delete: list[ObjectRef] = field(default_factory=list)
     status: dict[str, Any] | None = None
     events: list[Event] = field(default_factory=list)
+    created: set[str] = field(default_factory=set)
+    """Filled by the executor: names of the objects it created (for ``Event.if_created``)."""
 
     @property
     def empty(self) -> bool:
@@ -88,8 +92,10 @@ class Plan:
             out.append("Updating status")
         return out
 
-    def event(self, type: EventType, reason: str, message: str) -> None:
-        self.events.append(Event(type, reason, message))
+    def event(
+        self, type: EventType, reason: str, message: str, if_created: str | None = None
+    ) -> None:
+        self.events.append(Event(type, reason, message, if_created))
 
 
 def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
