@@ -731,3 +731,73 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
         op.stop()
         server.shutdown()
         server.server_close()
+
+
+def test_namespace_cap_queues_jobs_until_a_slot_frees(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    settings = operator_settings()
+    settings.max_running_per_namespace = 1
+    settings.progress_poll_seconds = (
+        3600  # the slot must be handed on by the Job's event, not a timer
+    )
+    op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
+    try:
+        ns = cluster.namespace()
+        cluster.create(in_ns(finetunejob("first"), ns))
+        wait_for("first Job", lambda: cluster.get("batch/v1", "Job", ns, "first-train"))
+        cluster.create(in_ns(finetunejob("second"), ns))
+
+        def queued() -> Any:
+            cond = cluster.condition(cluster.get(API, "FineTuneJob", ns, "second"), "Running")
+            return cond if cond and cond["reason"] == "Queued" else None
+
+        cond = wait_for("second Queued", queued)
+        assert "at most 1" in cond["message"]
+        assert cluster.get("batch/v1", "Job", ns, "second-train") is None
+        (pod,) = wait_for("pod", lambda: cluster.pods_of(ns, "first-train"), timeout=30)
+        cluster.play_kubelet(ns, pod, "Failed", exit_code=137, reason="OOMKilled")
+        job = wait_for(
+            "second Job", lambda: cluster.get("batch/v1", "Job", ns, "second-train"), timeout=30
+        )
+        # the failed job released its version: the second one reserves v1 again
+        assert job["metadata"]["labels"]["modelgarden.dev/model-version"] == "chat-v1"
+    finally:
+        op.stop()
+
+
+def test_unschedulable_pod_is_reported_with_the_scheduler_message(
+    cluster: Cluster, operator: Callable[[], OperatorThread]
+) -> None:
+    operator()
+    ns = cluster.namespace()
+    cluster.create(in_ns(finetunejob("big", resources={"gpus": 8}), ns))
+    (pod,) = wait_for("pod", lambda: cluster.pods_of(ns, "big-train"), timeout=30)
+    message = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+    cluster.patch(
+        "v1",
+        "Pod",
+        ns,
+        pod["metadata"]["name"],
+        {
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": message,
+                    }
+                ],
+            }
+        },
+        sub="status",
+    )
+
+    def unschedulable() -> Any:
+        cond = cluster.condition(cluster.get(API, "FineTuneJob", ns, "big"), "Running")
+        return cond if cond and cond["reason"] == "Unschedulable" else None
+
+    cond = wait_for("Unschedulable", unschedulable)
+    assert "8 nvidia.com/gpu" in cond["message"] and message in cond["message"]

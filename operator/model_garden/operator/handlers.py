@@ -430,6 +430,17 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     @kopf.on.event("batch", "v1", "jobs", labels=MANAGED, registry=registry)
     def job_event(**kw: Any) -> None:
         on_child(kw["body"], kw["namespace"], kw["labels"], kw)
+        body, labels = dict(kw["body"]), dict(kw["labels"])
+        freed = kw["type"] == "DELETED" or observe.job_finished(body) is not None
+        if freed and labels.get(LABEL_COMPONENT) == "trainer":
+            # A slot in the namespace may be free: start the jobs waiting for one, oldest first.
+            waiting = [
+                f
+                for f in _owners(kw, "ftj_idx", kw["namespace"])
+                if not _done(f) and not (f.get("status") or {}).get("jobName")
+            ]
+            for ftj in sorted(waiting, key=lambda f: str(f["metadata"].get("creationTimestamp"))):
+                reconcile_finetunejob(ctx, ftj, kw)
 
     @kopf.on.event("v1", "pods", labels=MANAGED, registry=registry)
     def pod_event(**kw: Any) -> None:
