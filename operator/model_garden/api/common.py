@@ -124,38 +124,25 @@ def set_condition(
     update keeps the time, so "Running since …" stays true across progress updates.
     """
     status = ConditionStatus(status)
-    result: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type:
-            result.append(cond)
-            continue
-        found = True
-        changed = ConditionStatus(cond.status) != status
-        result.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=(now or utcnow())
-                if changed or cond.last_transition_time is None
-                else cond.last_transition_time,
-                observed_generation=observed_generation,
-            )
-        )
-    if not found:
-        result.append(
-            Condition(
-                type=type,
-                status=status,
-                reason=reason,
-                message=message,
-                last_transition_time=now or utcnow(),
-                observed_generation=observed_generation,
-            )
-        )
-    return result
+    previous = get_condition(conditions, type)
+    unchanged = (
+        previous is not None
+        and ConditionStatus(previous.status) == status
+        and previous.last_transition_time is not None
+    )
+    updated = Condition(
+        type=type,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=previous.last_transition_time
+        if unchanged and previous is not None
+        else (now or utcnow()),
+        observed_generation=observed_generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type else c for c in conditions]
 
 
 def get_condition(conditions: list[Condition], type: str) -> Condition | None:
