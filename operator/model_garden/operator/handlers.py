@@ -75,8 +75,12 @@ class Context:
     def remember(self, kind: str, body: dict[str, Any], deleted: bool = False) -> None:
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
-        if deleted:
+        if deleted:  # forget everything kept per resource
             self.latest[kind].pop(key, None)
+            if kind == "InferenceDeployment":
+                self.meter_baselines.pop(key, None)
+            with self._guard:
+                self._locks.pop((kind, *key), None)
         else:
             self.latest[kind][key] = body
         self.metrics.observe_statuses(kind, list(self.latest[kind].values()))
