@@ -8,29 +8,19 @@ Run by a ModelVersion's verification Job. It checks that the directory holds a m
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
+
+from model_garden.api.digest import artifact_digest
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt")
 
 
 def digest_directory(root: Path) -> tuple[int, str, int]:
-    """(total bytes, ``sha256:<hex>`` over sorted relative paths and contents, file count)."""
-    outer = hashlib.sha256()
-    size = count = 0
-    files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    for path in files:
-        rel = path.name if root.is_file() else path.relative_to(root).as_posix()
-        inner = hashlib.sha256()
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                inner.update(chunk)
-                size += len(chunk)
-        outer.update(f"{rel}\0{inner.hexdigest()}\n".encode())
-        count += 1
-    return size, f"sha256:{outer.hexdigest()}", count
+    """(total bytes, ``sha256:<hex>``, file count): the same digest the trainer reports."""
+    found = artifact_digest(root)
+    return found.size_bytes, found.digest, found.files
 
 
 def check(root: Path, fmt: str) -> str | None:

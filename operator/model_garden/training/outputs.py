@@ -1,13 +1,10 @@
 """Artifact digests, the model card, and the result document (pure; no torch).
 
-The digest of an artifact folder is the sha256 of its manifest: one ``<sha256>  <path>`` line per
-file (``sha256sum`` format), sorted by relative path; ``cd DIR && find . -type f | sort | …``
-reproduces it, and a changed, added or removed file changes it.
+The digest of an artifact folder is defined once, in ``model_garden.api.digest``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -22,29 +19,15 @@ from model_garden.api.contracts import (
     TrainingResult,
     write_document,
 )
+from model_garden.api.digest import artifact_digest
 
 RESULT_FILE = "training-result.json"
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def manifest(folder: Path) -> str:
-    lines = []
-    for p in sorted(q for q in folder.rglob("*") if q.is_file()):
-        lines.append(f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}\n")
-    return "".join(lines)
-
-
 def folder_digest(folder: Path) -> tuple[str, int]:
-    """(``sha256:<hex>`` of the manifest, total bytes)."""
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    return "sha256:" + hashlib.sha256(manifest(folder).encode()).hexdigest(), size
+    """(``sha256:<hex>`` of the manifest, total bytes): the digest the operator checks."""
+    found = artifact_digest(folder)
+    return found.digest, found.size_bytes
 
 
 def artifact(

@@ -17,14 +17,15 @@ from model_garden.api.contracts import (
     TrainingResult,
     read_document,
 )
+from model_garden.api.digest import manifest
 from model_garden.carbon.tracker import EnergySplit, build_report, component_methods
+from model_garden.operator.verify import digest_directory
 from model_garden.training.backends import BackendUnavailable, select_backend
 from model_garden.training.outputs import (
     RESULT_FILE,
     artifact,
     failure,
     folder_digest,
-    manifest,
     model_card,
     write_result,
 )
@@ -38,6 +39,9 @@ def test_digest_is_sha256_of_sorted_manifest(tmp_path: Path) -> None:
     assert manifest(tmp_path) == expected
     digest, size = folder_digest(tmp_path)
     assert digest == "sha256:" + hashlib.sha256(expected.encode()).hexdigest() and size == 2
+    assert digest_directory(tmp_path)[1] == digest, (
+        "the operator checks the digest the trainer reports"
+    )
     (tmp_path / "b.txt").write_text("c")
     assert folder_digest(tmp_path)[0] != digest
     art = artifact(ArtifactKind.ADAPTER, tmp_path / "sub", "pvc://claim/ns/m/v1", tmp_path)
