@@ -237,8 +237,9 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             previous = EnergySplit(**saved.get("energy", {}))
             base.resumed_from_step = state.step
             log("resumed", checkpoint=str(latest), step=state.step)
+        # the spec's country/region win; the runtime's (the operator's default) fill in
         carbon = TrainingCarbonTracker(
-            rt.country or spec.carbon.country, rt.region or spec.carbon.region, previous
+            spec.carbon.country or rt.country, spec.carbon.region or rt.region, previous
         )
         carbon.start()
         tracker.resume_at(total, state.step, state.tokens)
