@@ -19,6 +19,8 @@ tokens/s:
   more vLLM start per model would double the run time).
 
 It also prints the meter's CPU time as a share of vLLM's CPU time over the launcher's load phase.
+``--ablation`` instead runs the larger model under four vLLM flag sets, to see which of the
+launcher's CPU choices (LoRA always on, float32, eager) costs what.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,6 +228,7 @@ def run_server(
     max_tokens: int,
     start_timeout: float,
     log: Path,
+    requests: Callable[[int], int] = lambda c: max(8, 2 * c),
 ) -> tuple[list[Result], float, tuple[float, float] | None]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -236,7 +240,7 @@ def run_server(
         cpu_before = split_cpu(proc.pid) if label == "launcher" else None
         results = []
         for c in levels:
-            r = load(url, model, c, max(8, 2 * c), max_tokens)
+            r = load(url, model, c, requests(c), max_tokens)
             r.label = label
             results.append(r)
             print(f"  {label} c={c}: {r.rps:.2f} req/s {r.tps:.1f} tok/s", flush=True)
@@ -337,6 +341,68 @@ def bench_model(
     return report
 
 
+ABLATION = {
+    "launcher flags (eager, fp32, LoRA on)": [
+        "--enforce-eager",
+        "--dtype",
+        "float32",
+        "--enable-lora",
+        "--max-lora-rank",
+        "16",
+        "--max-loras",
+        "4",
+        "--max-model-len",
+        "512",
+    ],
+    "eager, fp32, no LoRA": ["--enforce-eager", "--dtype", "float32", "--max-model-len", "512"],
+    "compiled, fp32, no LoRA": ["--dtype", "float32", "--max-model-len", "512"],
+    "defaults (compiled, bf16, no LoRA)": [],
+}
+
+
+def ablation(model_dir: Path, args: argparse.Namespace, work: Path) -> None:
+    """Which of the launcher's CPU choices costs what: vLLM started directly with each flag set,
+    ``max(16, 4c)`` requests per level (more than the main run: the differences are small)."""
+    print(f"\n== ablation on {model_dir.name}", flush=True)
+    env = runtime_env(extra={"VLLM_CPU_KVCACHE_SPACE": "1"})
+    rows = []
+    for i, (label, flags) in enumerate(ABLATION.items()):
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(model_dir),
+            "--served-model-name",
+            "m",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *flags,
+        ]
+        try:
+            results, start_s, _ = run_server(
+                label,
+                argv,
+                env,
+                f"http://127.0.0.1:{port}",
+                "m",
+                [1, 4, 16],
+                args.max_tokens,
+                args.start_timeout,
+                work / f"ablation-{i}.log",
+                requests=lambda c: max(16, 4 * c),
+            )
+            rows.append((label, start_s, [r.tps for r in results]))
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"  {label}: {exc}", flush=True)
+    print("\n== ablation summary (tokens/s at c=1, 4, 16; start seconds)")
+    for label, start_s, tps in rows:
+        print(f"{label:>38}: " + "  ".join(f"{t:7.1f}" for t in tps) + f"   start {start_s:.0f}s")
+
+
 def print_ratios(reports: list[dict[str, object]]) -> None:
     print("\n== Summary (tokens/s; ratios are vLLM via launcher / naive, launcher / defaults)")
     for rep in reports:
@@ -369,12 +435,21 @@ def main() -> None:
     parser.add_argument("--naive-requests", type=int, default=8)
     parser.add_argument("--start-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    parser.add_argument(
+        "--ablation",
+        action="store_true",
+        help="Instead: the larger model under four vLLM flag sets (launcher's, without LoRA, ...).",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="mg-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    tiny = build_model(work / "tiny", 64, 2)
     llama = build_model(work / "llama-256x4", 256, 4)
+    if args.ablation:
+        ablation(llama, args, work)
+        print(f"\nwall time {time.monotonic() - began:.0f}s; logs in {work}")
+        return
+    tiny = build_model(work / "tiny", 64, 2)
     reports = [
         bench_model("tiny", tiny, args, with_defaults=False, work=work),
         bench_model("llama-256x4", llama, args, with_defaults=True, work=work),
