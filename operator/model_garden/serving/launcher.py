@@ -200,6 +200,7 @@ class Launcher:
                 self.start_meter()
             time.sleep(0.2)
         watcher.stopping.set()
+        self._signal_vllm(signal.SIGKILL)  # engine processes a crashed server left behind
         self._stop_meter()
         log.info("vLLM exited with %d", code)
         return exit_status(code)
