@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from model_garden.api.contracts import ServedArtifact, ServingConfig, read_document
 
 from .adapters import apply_plan, plan_adapters
-from .command import build_vllm_command, redact, resolve_device
+from .command import build_vllm_command, lora_enabled, redact, resolve_device
 from .meter import default_state_file
 
 log = logging.getLogger("model_garden.serving")
@@ -127,6 +127,10 @@ class ConfigWatcher:
                 return
         plan = plan_adapters(self.loaded, self.desired)
         if plan.empty:
+            return
+        if not lora_enabled(self.config):
+            log.error("adapters changed but LoRA is off (--no-enable-lora): restart to serve them")
+            self.desired = list(self.loaded)
             return
         for line in plan.describe():
             log.info(line)

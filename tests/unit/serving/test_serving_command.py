@@ -138,3 +138,19 @@ def test_dtype_and_device_resolution() -> None:
     assert resolve_device("cpu", cuda_available=True) == "cpu"
     with pytest.raises(ServingError, match="device"):
         resolve_device("tpu")
+
+
+def test_lora_can_be_turned_off_for_speed() -> None:
+    argv = build_vllm_command(
+        config(extra_args=["--no-enable-lora"]), "p", "cpu", cpu_flags=AVX2
+    ).argv
+    assert "--enable-lora" not in argv and "--max-lora-rank" not in argv
+    assert "--enforce-eager" not in argv  # compiling pays once LoRA is off
+    assert argv[-1] == "--no-enable-lora"
+    with pytest.raises(ServingError, match="LoRA off"):
+        build_vllm_command(
+            config(extra_args=["--no-enable-lora"], adapters=[ServedArtifact(name="a", path="/a")]),
+            "p",
+            "cpu",
+            cpu_flags=AVX2,
+        )
