@@ -332,6 +332,9 @@ def main() -> None:
     )
     parser.add_argument("--max-len", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument(
+        "--contenders", default=",".join(CONTENDERS), help="comma-separated subset to run"
+    )
     parser.add_argument("--only", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -351,7 +354,7 @@ def main() -> None:
         )
         results = {}
         passthrough = list(sys.argv[1:])
-        for name in CONTENDERS:
+        for name in [c for c in CONTENDERS if c in args.contenders.split(",")]:
             proc = subprocess.run(
                 [sys.executable, __file__, *passthrough, "--only", name, "--work", str(work)],
                 capture_output=True,

@@ -138,6 +138,12 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         except BackendUnavailable as exc:
             return finish(failure("BackendUnavailable", str(exc), **_ident(base)), EXIT_FAILED)
         base.backend = backend
+        if backend == "unsloth":
+            try:  # Unsloth patches transformers at import: it must come first
+                import unsloth  # noqa: F401
+            except Exception as exc:
+                msg = f"Unsloth cannot run here: {type(exc).__name__}: {exc}"
+                return finish(failure("BackendUnavailable", msg, **_ident(base)), EXIT_FAILED)
         from transformers import AutoTokenizer
 
         from .backends import _adapter_base, resolve_base
