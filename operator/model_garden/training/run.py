@@ -129,7 +129,13 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
 
         threads = rt.threads or default_threads()
         torch.set_num_threads(threads)
-        from .backends import BackendUnavailable, load, select_backend, unsloth_installed
+        from .backends import (
+            BackendUnavailable,
+            load,
+            probe_unsloth,
+            select_backend,
+            unsloth_installed,
+        )
 
         try:
             backend, why = select_backend(
@@ -137,13 +143,17 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             )
         except BackendUnavailable as exc:
             return finish(failure("BackendUnavailable", str(exc), **_ident(base)), EXIT_FAILED)
-        base.backend = backend
         if backend == "unsloth":
-            try:  # Unsloth patches transformers at import: it must come first
-                import unsloth  # noqa: F401
-            except Exception as exc:
-                msg = f"Unsloth cannot run here: {type(exc).__name__}: {exc}"
+            base.backend = backend
+            problem = probe_unsloth()
+            if problem and str(spec.backend) == "auto":
+                backend, why = "transformers", f"auto: Unsloth unusable here ({problem})"
+            elif problem:
+                msg = f"backend unsloth was requested but {problem}; use backend transformers"
                 return finish(failure("BackendUnavailable", msg, **_ident(base)), EXIT_FAILED)
+            else:
+                import unsloth  # noqa: F401  (patches transformers at import: it must come first)
+        base.backend = backend
         from transformers import AutoTokenizer
 
         from .backends import _adapter_base, resolve_base
