@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 
+from harness.envtest import free_port
 from harness.runtime import run_runtime
 from model_garden.api.contracts import (
     Identity,
@@ -40,12 +40,6 @@ def make_adapters(base: Path, outs: list[Path], seed: int = 1) -> list[Path]:
     """Fresh (random, non-zero) PEFT LoRA adapters for ``base``, one Python start for all."""
     run_runtime(["-c", ADAPTER_SCRIPT, str(base), str(seed), *map(str, outs)])
     return outs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def serving_config(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,18 +10,13 @@ from typing import Any
 
 import httpx
 
+from harness.envtest import free_port  # noqa: F401 (re-exported to the tests)
 from model_garden.api.contracts import TrainingResult
 from model_garden.demo.data import alpaca_rows, write_jsonl
 from model_garden.runtime import runtime_env, runtime_python
 
 STEPS = 60
 """Optimizer steps of the main LoRA run: ~2 epochs of 270 rows at batch 8 (seconds on CPU)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def training_data(folder: Path, count: int = 300) -> Path:
