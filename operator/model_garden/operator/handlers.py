@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ import kopf
 from pydantic import ValidationError
 
 from model_garden.api import FineTuneJob
-from model_garden.api.common import utcnow
+from model_garden.api.common import describe_errors, utcnow
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
 
 from . import finetunejob as ftj_plan
@@ -134,9 +134,7 @@ def _run(ctx: Context, kind: str, body: dict[str, Any], plan: Plan) -> None:
 
 def _invalid(ctx: Context, kind: str, body: dict[str, Any], exc: ValidationError) -> None:
     """A spec the models refuse (the CRD's CEL rules would have): say so in a condition."""
-    message = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:3]
-    )
+    message = "; ".join(describe_errors(exc)[:3])
     cond_type = "Failed" if kind == "FineTuneJob" else "Ready"
     status = "True" if kind == "FineTuneJob" else "False"
     conditions = [
@@ -157,6 +155,24 @@ def _invalid(ctx: Context, kind: str, body: dict[str, Any], exc: ValidationError
         ctx.executor.execute(plan, body)
 
 
+@contextmanager
+def _reconciling(ctx: Context, kind: str, body: dict[str, Any]) -> Iterator[None]:
+    """Count a reconciliation; a spec the models refuse becomes a condition, other errors count."""
+    ctx.metrics.reconciliations.labels(kind).inc()
+    try:
+        yield
+    except ValidationError as exc:
+        _invalid(ctx, kind, body, exc)
+    except VersionConflict as exc:
+        meta = body["metadata"]
+        log.info(
+            "%s %s/%s: %s; replanning on the next pass", kind, meta["namespace"], meta["name"], exc
+        )
+    except Exception:
+        ctx.metrics.errors.labels(kind).inc()
+        raise
+
+
 def reconcile_finetunejob(
     ctx: Context,
     body: dict[str, Any],
@@ -166,40 +182,31 @@ def reconcile_finetunejob(
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key: Key = ("FineTuneJob", ns, name)
-    ctx.metrics.reconciliations.labels("FineTuneJob").inc()
-    try:
-        with ctx.lock(key):
-            ftj = FineTuneJob.model_validate(body)
-            world = ftj_plan.FineTuneJobWorld(
-                job=_one(idx["job_idx"], key),
-                pods=_many(idx["pod_idx"], key),
-                model_versions=_many(idx["mv_idx"], ns),
-                progress=progress,
+    with _reconciling(ctx, "FineTuneJob", body), ctx.lock(key):
+        ftj = FineTuneJob.model_validate(body)
+        world = ftj_plan.FineTuneJobWorld(
+            job=_one(idx["job_idx"], key),
+            pods=_many(idx["pod_idx"], key),
+            model_versions=_many(idx["mv_idx"], ns),
+            progress=progress,
+        )
+        source = ftj.spec.base_model.model_version
+        if source is not None:
+            world.base_model_version = next(
+                (m for m in world.model_versions if m["metadata"]["name"] == source.name), None
             )
-            source = ftj.spec.base_model.model_version
-            if source is not None:
-                world.base_model_version = next(
-                    (m for m in world.model_versions if m["metadata"]["name"] == source.name), None
-                )
-            if world.job is None and not _done(body):
-                with ctx.lock(("admission", ns)):
-                    _observe_admission(ctx, ftj, world, idx)
-                    plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
-                    ctx.executor.execute_children(plan)
-                    for obj in plan.create:
-                        if obj["kind"] == "Job":
-                            ctx.admitted.setdefault(ns, {})[name] = obj
-                ctx.executor.execute_owner(plan, body)  # status and events: outside the lock
-                return
-            plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
-            _run(ctx, "FineTuneJob", body, plan)
-    except ValidationError as exc:
-        _invalid(ctx, "FineTuneJob", body, exc)
-    except VersionConflict as exc:
-        log.info("FineTuneJob %s/%s: %s; replanning on the next pass", ns, name, exc)
-    except Exception:
-        ctx.metrics.errors.labels("FineTuneJob").inc()
-        raise
+        if world.job is None and not _done(body):
+            with ctx.lock(("admission", ns)):
+                _observe_admission(ctx, ftj, world, idx)
+                plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
+                ctx.executor.execute_children(plan)
+                for obj in plan.create:
+                    if obj["kind"] == "Job":
+                        ctx.admitted.setdefault(ns, {})[name] = obj
+            ctx.executor.execute_owner(plan, body)  # status and events: outside the lock
+            return
+        plan = ftj_plan.plan_finetunejob(body, world, ctx.settings, utcnow())
+        _run(ctx, "FineTuneJob", body, plan)
 
 
 def _observe_admission(
@@ -249,25 +256,16 @@ def reconcile_modelversion(ctx: Context, body: dict[str, Any], idx: dict[str, An
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key: Key = ("ModelVersion", ns, name)
-    ctx.metrics.reconciliations.labels("ModelVersion").inc()
-    try:
-        with ctx.lock(key):
-            world = mv_plan.ModelVersionWorld(
-                verify_job=_one(idx["job_idx"], key),
-                verify_pods=_many(idx["pod_idx"], key),
-                serving_deployments=sorted(
-                    d["metadata"]["name"]
-                    for d in _many(idx["idep_idx"], ns)
-                    if mv_plan.serves(d, name)
-                ),
-            )
-            plan = mv_plan.plan_modelversion(body, world, ctx.settings, utcnow())
-            _run(ctx, "ModelVersion", body, plan)
-    except ValidationError as exc:
-        _invalid(ctx, "ModelVersion", body, exc)
-    except Exception:
-        ctx.metrics.errors.labels("ModelVersion").inc()
-        raise
+    with _reconciling(ctx, "ModelVersion", body), ctx.lock(key):
+        world = mv_plan.ModelVersionWorld(
+            verify_job=_one(idx["job_idx"], key),
+            verify_pods=_many(idx["pod_idx"], key),
+            serving_deployments=sorted(
+                d["metadata"]["name"] for d in _many(idx["idep_idx"], ns) if mv_plan.serves(d, name)
+            ),
+        )
+        plan = mv_plan.plan_modelversion(body, world, ctx.settings, utcnow())
+        _run(ctx, "ModelVersion", body, plan)
 
 
 def reconcile_inferencedeployment(
@@ -276,24 +274,17 @@ def reconcile_inferencedeployment(
     meta = body["metadata"]
     ns, name = meta["namespace"], meta["name"]
     key: Key = ("InferenceDeployment", ns, name)
-    ctx.metrics.reconciliations.labels("InferenceDeployment").inc()
-    try:
-        with ctx.lock(key):
-            world = idep_plan.InferenceDeploymentWorld(
-                model_versions=_many(idx["mv_idx"], ns),
-                deployment=_one(idx["deploy_idx"], key),
-                service=_one(idx["service_idx"], key),
-                config_map=_one(idx["cm_idx"], key),
-                claims={c["metadata"]["name"]: c for c in _many(idx["pvc_idx"], ns)},
-                carbon=carbon,
-            )
-            plan = idep_plan.plan_inferencedeployment(body, world, ctx.settings, utcnow())
-            _run(ctx, "InferenceDeployment", body, plan)
-    except ValidationError as exc:
-        _invalid(ctx, "InferenceDeployment", body, exc)
-    except Exception:
-        ctx.metrics.errors.labels("InferenceDeployment").inc()
-        raise
+    with _reconciling(ctx, "InferenceDeployment", body), ctx.lock(key):
+        world = idep_plan.InferenceDeploymentWorld(
+            model_versions=_many(idx["mv_idx"], ns),
+            deployment=_one(idx["deploy_idx"], key),
+            service=_one(idx["service_idx"], key),
+            config_map=_one(idx["cm_idx"], key),
+            claims={c["metadata"]["name"]: c for c in _many(idx["pvc_idx"], ns)},
+            carbon=carbon,
+        )
+        plan = idep_plan.plan_inferencedeployment(body, world, ctx.settings, utcnow())
+        _run(ctx, "InferenceDeployment", body, plan)
 
 
 def _owners(idx: dict[str, Any], name: str, namespace: str) -> Iterable[dict[str, Any]]:
