@@ -5,6 +5,9 @@
 #
 #   source scripts/bootstrap.sh     # exports MODEL_GARDEN_RUNTIME_PYTHON, MODEL_GARDEN_ENVTEST_DIR,
 #                                   # MODEL_GARDEN_KUBE_TOOLS and puts uv on PATH
+#   MODEL_GARDEN_BOOTSTRAP=runtime source scripts/bootstrap.sh
+#                                   # only what local mode needs (uv, venv, ML runtime): the main
+#                                   # job never starts a kube-apiserver, so it never waits for one
 set -euo pipefail
 _mg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -32,14 +35,36 @@ _mg_apt() {
 }
 
 _mg_phase "uv" _mg_uv
-_mg_phase "apt" _mg_apt
+if [[ "${MODEL_GARDEN_BOOTSTRAP:-all}" != "runtime" ]]; then _mg_phase "apt" _mg_apt; fi
 _mg_phase "control-plane venv (uv sync --frozen)" uv sync --frozen --project "$_mg_root" -q
+
+_mg_runtime() {
+  # A failed runtime build must stop the bootstrap: capture the script's output and test its
+  # status explicitly (`eval "$(...)"` drops it, and `set -e` is off inside an `if` condition).
+  local exports
+  exports="$(bash "$_mg_root/scripts/build-cpu-runtime.sh")" || return 1
+  eval "$exports"
+  if [[ ! -x "${MODEL_GARDEN_RUNTIME_PYTHON:-}" ]]; then
+    echo "the CPU ML runtime build did not name a Python: $exports" >&2
+    return 1
+  fi
+}
+
+if [[ "${MODEL_GARDEN_BOOTSTRAP:-all}" == "runtime" ]]; then
+  _mg_phase "CPU ML runtime" _mg_runtime
+  export MODEL_GARDEN_RUNTIME_PYTHON
+  return 0 2>/dev/null || exit 0
+fi
 
 # The envtest build is CPU-bound, the runtime install network-bound: run them side by side.
 _mg_envtest_log="$(mktemp)"
 ( bash "$_mg_root/scripts/build-envtest.sh" >"$_mg_envtest_log" 2>&1 ) &
 _mg_envtest_pid=$!
-_mg_phase "CPU ML runtime" eval "$(bash "$_mg_root/scripts/build-cpu-runtime.sh")"
+if ! _mg_phase "CPU ML runtime" _mg_runtime; then
+  kill "$_mg_envtest_pid" 2>/dev/null || true
+  echo "CPU ML runtime build failed" >&2
+  exit 1
+fi
 _mg_start=$SECONDS
 if ! wait "$_mg_envtest_pid"; then
   tail -50 "$_mg_envtest_log" >&2
