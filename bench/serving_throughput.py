@@ -13,14 +13,14 @@ tokens/s:
 - ``naive``: transformers ``generate``, one request at a time (a server without batching: at any
   concurrency it serves requests one after another, so its throughput is measured once);
 - ``launcher``: ``python -m model_garden.serving`` (our flags; the meter runs beside it) at
-  concurrency 1, 4 and 16;
+  concurrency 1, 4 and 16, with no adapter and dynamic adapters off, so LoRA is off;
 - ``defaults``: ``python -m vllm.entrypoints.openai.api_server --model M`` with no flags (only
   ``VLLM_CPU_KVCACHE_SPACE=1`` so it can start on a shared machine), for the larger model (one
   more vLLM start per model would double the run time).
 
 It also prints the meter's CPU time as a share of vLLM's CPU time over the launcher's load phase.
 ``--ablation`` instead runs the larger model under four vLLM flag sets, to see which of the
-launcher's CPU choices (LoRA always on, float32, eager) costs what.
+launcher's CPU choices (LoRA on when adapters are served, float32, eager) costs what.
 """
 
 from __future__ import annotations
@@ -342,7 +342,7 @@ def bench_model(
 
 
 ABLATION = {
-    "launcher flags (eager, fp32, LoRA on)": [
+    "launcher flags with adapters (eager, fp32, LoRA on)": [
         "--enforce-eager",
         "--dtype",
         "float32",

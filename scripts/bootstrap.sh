@@ -11,11 +11,12 @@
 set -euo pipefail
 _mg_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-_mg_phase() {  # _mg_phase NAME COMMAND... : run a phase and print how long it took
-  local name="$1" start=$SECONDS
+_mg_phase() {  # _mg_phase NAME COMMAND... : run a phase, print how long it took, pass on its status
+  local name="$1" start=$SECONDS status=0
   shift
-  "$@"
+  "$@" || status=$?
   echo "[phase] $name: $((SECONDS - start))s" >&2
+  return "$status"
 }
 
 _mg_uv() {

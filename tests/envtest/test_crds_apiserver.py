@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,6 +17,9 @@ from kubernetes.client.rest import ApiException
 from harness.envtest import REPO, KubeEnv
 from harness.invalid_cases import CASES, Case
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
+from model_garden.api.common import CarbonReport
+from model_garden.api.display import format_emissions, planned_total_steps, round_loss
+from model_garden.api.finetunejob import TrainingCarbonStatus
 from model_garden.api.registry import KINDS_BY_NAME
 
 pytestmark = pytest.mark.envtest
@@ -168,3 +172,64 @@ def test_kubectl_applies_crds_and_samples_and_shows_printer_columns(
     categories = run("get", "modelgarden", "-n", "kubectl-demo", "-o", "name")
     assert len(categories.split()) == 6  # 2 FineTuneJobs, 2 ModelVersions, 2 InferenceDeployments
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_printer_columns_show_right_totals_and_rounded_figures(
+    kube_env: KubeEnv, crds_installed: list[str]
+) -> None:
+    """`kubectl get ftj,mv` as people read it: TOTAL from maxSteps, loss and CO2e rounded with a
+    unit (the status figures the operator writes with model_garden.api.display)."""
+    namespace = ensure_namespace(kube_env, "columns")
+    ftj = yaml.safe_load((REPO / "crds/samples/finetunejob-minimal.yaml").read_text())
+    ftj["spec"]["hyperparameters"] = {"maxSteps": 30}
+    create(kube_env, ftj, namespace)
+    status = {
+        "progress": {
+            "step": 3,
+            "totalSteps": planned_total_steps(30, 0),
+            "loss": round_loss(5.969635973056826),
+        },
+        "carbon": TrainingCarbonStatus.of(
+            CarbonReport(emissions_kg=1.853453560257589e-07)
+        ).to_wire(),
+    }
+    mv = yaml.safe_load((REPO / "crds/samples/modelversion-minimal.yaml").read_text())
+    create(kube_env, mv, namespace)
+    for kind, name, st in [
+        ("finetunejobs", ftj["metadata"]["name"], status),
+        ("modelversions", mv["metadata"]["name"], {"lifetimeEmissions": format_emissions(0.0123)}),
+    ]:
+        obj = custom(kube_env).get_namespaced_custom_object(
+            "modelgarden.dev", "v1alpha1", namespace, kind, name
+        )
+        obj["status"] = st
+        custom(kube_env).replace_namespaced_custom_object_status(
+            "modelgarden.dev", "v1alpha1", namespace, kind, name, obj
+        )
+    kubectl = str(kube_tools() / "kubectl")
+    env = {**os.environ, "KUBECONFIG": str(kube_env.kubeconfig)}
+
+    def table(kind: str) -> list[str]:
+        proc = subprocess.run(
+            [kubectl, "get", kind, "-n", namespace],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        print(proc.stdout)
+        return proc.stdout.splitlines()
+
+    ftj_row = cells(*table("ftj")[:2])
+    assert (ftj_row["STEP"], ftj_row["TOTAL"], ftj_row["LOSS"]) == ("3", "30", "5.97"), ftj_row
+    assert ftj_row["CO2E"] == "185 µg", ftj_row
+    assert cells(*table("mv")[:2])["CO2E"] == "12.3 g"
+
+
+def cells(header: str, row: str) -> dict[str, str]:
+    """A kubectl table row by column name (columns start where their header does)."""
+    starts = [m.start() for m in re.finditer(r"\S+", header)]
+    names = header.split()
+    ends = [*starts[1:], None]
+    return {n: row[a:b].strip() for n, a, b in zip(names, starts, ends, strict=True)}

@@ -125,6 +125,18 @@ class Cluster:
         }
         self.patch("v1", "Pod", ns, pod["metadata"]["name"], {"status": status}, sub="status")
 
+    def verify(self, ns: str, mv_name: str, size: int = 1234, digest: str = DIGEST) -> None:
+        """Play the verification pod of a ModelVersion: it hashed the files to ``digest``."""
+        (pod,) = wait_for(
+            f"{mv_name} verification pod", lambda: self.pods_of(ns, f"{mv_name}-verify"), timeout=30
+        )
+        report = json.dumps({"sizeBytes": size, "digest": digest, "files": 3})
+        self.play_kubelet(ns, pod, "Succeeded", exit_code=0, message=report, container="verify")
+
+    def orphan(self, ns: str, job: str) -> None:
+        """Cut a Job loose from its owner, as if the garbage collector had not reached it yet."""
+        self.patch("batch/v1", "Job", ns, job, {"metadata": {"ownerReferences": None}})
+
 
 def finetunejob(name: str, **spec: Any) -> dict[str, Any]:
     body = {
@@ -355,8 +367,21 @@ def test_success_creates_one_model_version_across_restarts(
 
     ftj = wait_for("Succeeded", succeeded, timeout=30)
     assert ftj["status"]["modelVersion"] == "chat-v1"
-    operator()  # restart after success: nothing new
-    time.sleep(3)
+    op = operator()  # restart after success: nothing new
+    # Watermark: a spec change the restarted operator must record (observedGeneration) after a
+    # full pass over its indexes; any duplicate would have been created before that write.
+    cluster.patch(API, "FineTuneJob", ns, "tune", {"spec": {"backoffLimit": 1}})
+    generation = cluster.get(API, "FineTuneJob", ns, "tune")["metadata"]["generation"]  # type: ignore[index]
+    wait_for(
+        "restarted operator observed the job",
+        lambda: (
+            ((cluster.get(API, "FineTuneJob", ns, "tune") or {}).get("status", {})).get(
+                "observedGeneration"
+            )
+            == generation
+        ),
+    )
+    assert op.metrics.errors.labels("FineTuneJob")._value.get() == 0
     mvs = cluster.list(API, "ModelVersion", ns)
     assert [m["metadata"]["name"] for m in mvs] == ["chat-v1"]
     jobs = cluster.list("batch/v1", "Job", ns, "modelgarden.dev/fine-tune-job=tune")
@@ -368,6 +393,7 @@ def test_success_creates_one_model_version_across_restarts(
     assert mv["spec"]["artifact"]["format"] == "adapter"
     assert mv["spec"]["artifact"]["baseModel"] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert mv["spec"]["trainingCarbon"]["emissionsKg"] == "0.0007"
+    cluster.verify(ns, "chat-v1", size=4096)  # the reported digest is a claim: hashed first
     mv = wait_for(
         "ModelVersion Ready",
         lambda: (
@@ -474,6 +500,8 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
     cluster.create(
         in_ns(model_version("tone-v1", "tone", 1, format="adapter", baseModel="bot-v1"), ns)
     )
+    for name in ("bot-v1", "bot-v2", "tone-v1"):
+        cluster.verify(ns, name)
     cluster.create(
         in_ns(_idep("bot", model="bot", stage="production", apiKeySecret={"name": "key"}), ns)
     )
@@ -512,8 +540,7 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
     )
     assert mv1["status"]["servingDeployments"] == ["bot"]
 
-    # adapter added: only the ConfigMap changes
-    template_before = dep["spec"]["template"]
+    # adapter added: the ConfigMap lists it and the pods mount its directory (read-only)
     cluster.patch(
         API,
         "InferenceDeployment",
@@ -534,8 +561,17 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
             )
         ),
     )
-    time.sleep(1)
-    assert cluster.get("apps/v1", "Deployment", ns, "bot")["spec"]["template"] == template_before  # type: ignore[index]
+    mounts = wait_for(
+        "adapter mounted",
+        lambda: [
+            m
+            for m in (cluster.get("apps/v1", "Deployment", ns, "bot") or {})["spec"]["template"][
+                "spec"
+            ]["containers"][0]["volumeMounts"]
+            if m["mountPath"].endswith("/tone/v1")
+        ],
+    )
+    assert all(m.get("readOnly") for m in mounts)
 
     # the /scale subresource drives the Deployment's replicas
     scale_path = f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale"
@@ -572,6 +608,19 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
             == "bot-v2"
         ),
     )
+    # ...but the adapter still served (tone-v1) is built on bot-v1: its deletion stays blocked
+    idep = wait_for(
+        "served v2",
+        lambda: (
+            (d := cluster.get(API, "InferenceDeployment", ns, "bot"))
+            and d.get("status", {}).get("modelVersion") == "bot-v2"
+            and d
+        ),
+    )
+    mv1 = cluster.get(API, "ModelVersion", ns, "bot-v1")
+    assert mv1 is not None and mv1["status"]["servingDeployments"] == ["bot"]
+    assert cluster.condition(mv1, "Ready")["reason"] == "DeletionBlocked"  # type: ignore[index]
+    cluster.patch(API, "InferenceDeployment", ns, "bot", {"spec": {"adapters": []}})
     wait_for(
         "bot-v1 deleted", lambda: cluster.get(API, "ModelVersion", ns, "bot-v1") is None, timeout=30
     )
@@ -594,6 +643,7 @@ def test_read_write_once_claim_limits_replicas(
         }
     )
     cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
+    cluster.verify(ns, "m-v1")
     cluster.create(in_ns(_idep("m", modelVersion="m-v1", replicas=3), ns))
 
     def limited() -> Any:
@@ -680,10 +730,16 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
     class Meter(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             n = next(readings)  # cumulative totals that grow by 3.6 kJ and 1 g per poll
-            carbon = ServingCarbon(
+            carbon = ServingCarbon(  # half of it idle; the window: 0.5 g of active for 100 tokens
                 energy_joules=3600.0 * n,
+                active_energy_joules=1800.0 * n,
+                idle_energy_joules=1800.0 * n,
                 emissions_grams=1.0 * n,
+                active_emissions_grams=0.5 * n,
+                idle_emissions_grams=0.5 * n,
                 prompt_tokens=100 * n,
+                window_active_emissions_grams=0.5,
+                window_tokens=100,
                 method="measured",
             )  # type: ignore[arg-type]
             body = json.dumps(carbon.to_wire()).encode()
@@ -703,6 +759,7 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
     try:
         ns = cluster.namespace()
         cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
+        cluster.verify(ns, "m-v1")
         cluster.create(in_ns(_idep("m", modelVersion="m-v1"), ns))
         (pod,) = wait_for(
             "server pod",
@@ -717,7 +774,12 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
 
         status = wait_for("serving carbon", carbon, timeout=30)
         assert status["carbon"]["method"] == "measured" and status["carbon"]["tokens"] >= 200
-        assert status["carbon"]["gPer1kTokens"] == pytest.approx(10.0)
+        # Active grams over window tokens (idle excluded): 5, not all emissions / tokens (10).
+        assert status["carbon"]["gPer1kTokens"] == pytest.approx(5.0)
+        assert status["carbon"]["idleEmissionsKg"] == pytest.approx(
+            status["carbon"]["emissionsKg"] / 2
+        )
+        assert [p["uid"] for p in status["carbon"]["pods"]] == [pod["metadata"]["uid"]]
         mv = wait_for(
             "serving totals",
             lambda: (
@@ -727,6 +789,10 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
             ),
         )
         assert mv["status"]["lifetimeEmissionsKg"] >= mv["status"]["servingEmissionsKg"] > 0
+        (entry,) = mv["status"]["servingByDeployment"]
+        assert entry["deployment"] == "m" and entry["emissionsKg"] == pytest.approx(
+            mv["status"]["servingEmissionsKg"]
+        )
     finally:
         op.stop()
         server.shutdown()
@@ -801,3 +867,177 @@ def test_unschedulable_pod_is_reported_with_the_scheduler_message(
 
     cond = wait_for("Unschedulable", unschedulable)
     assert "8 nvidia.com/gpu" in cond["message"] and message in cond["message"]
+
+
+def _uid(cluster: Cluster, kind: str, ns: str, name: str) -> str:
+    return str((cluster.get(API, kind, ns, name) or {})["metadata"]["uid"])
+
+
+def test_deleted_jobs_leave_no_admission_behind(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    """Create -> delete cycles: a recreated job starts again and the cap never fills with ghosts."""
+    settings = operator_settings()
+    settings.max_running_per_namespace = 1
+    op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
+    try:
+        ns = cluster.namespace()
+        for cycle in range(2):
+            cluster.create(in_ns(finetunejob("again"), ns))
+            uid = _uid(cluster, "FineTuneJob", ns, "again")
+            job = wait_for(
+                f"Job of cycle {cycle}",
+                lambda uid=uid: (
+                    (j := cluster.get("batch/v1", "Job", ns, "again-train"))
+                    and j["metadata"]["ownerReferences"][0]["uid"] == uid
+                    and j
+                ),
+                timeout=60,
+            )
+            assert job["metadata"]["labels"]["modelgarden.dev/fine-tune-job-uid"] == uid
+            cluster.delete(API, "FineTuneJob", ns, "again")
+            wait_for(
+                "Job collected",
+                lambda: cluster.get("batch/v1", "Job", ns, "again-train") is None,
+                timeout=60,
+            )
+        # the cap is 1 and nothing runs: the next job starts at once
+        cluster.create(in_ns(finetunejob("next"), ns))
+        wait_for("next Job", lambda: cluster.get("batch/v1", "Job", ns, "next-train"), timeout=30)
+    finally:
+        op.stop()
+
+
+def test_recreated_job_does_not_adopt_its_predecessors_job(
+    cluster: Cluster, operator: Callable[[], OperatorThread]
+) -> None:
+    operator()
+    ns = cluster.namespace()
+    cluster.create(in_ns(finetunejob("twin"), ns))
+    wait_for("Job", lambda: cluster.get("batch/v1", "Job", ns, "twin-train"))
+    (pod,) = wait_for("pod", lambda: cluster.pods_of(ns, "twin-train"), timeout=30)
+    cluster.orphan(ns, "twin-train")  # its Job outlives it
+    cluster.delete(API, "FineTuneJob", ns, "twin")
+    wait_for("deleted", lambda: cluster.get(API, "FineTuneJob", ns, "twin") is None, timeout=30)
+    cluster.play_kubelet(ns, pod, "Succeeded", exit_code=0, message=result_message())
+    wait_for(
+        "old Job complete",
+        lambda: cluster.condition(cluster.get("batch/v1", "Job", ns, "twin-train"), "Complete"),
+        timeout=30,
+    )
+    cluster.create(in_ns(finetunejob("twin"), ns))
+    # The old Job (still named twin-train) is not adopted: the new job reports it is in the way.
+    ftj = wait_for(
+        "recreated job reconciled",
+        lambda: (
+            (f := cluster.get(API, "FineTuneJob", ns, "twin"))
+            and cluster.condition(f, "Conflict")
+            and f
+        ),
+    )
+    assert "twin-train" in cluster.condition(ftj, "Conflict")["message"]  # type: ignore[index]
+    assert cluster.condition(ftj, "Succeeded") is None
+    assert cluster.list(API, "ModelVersion", ns) == []
+
+
+def test_recreated_version_does_not_take_the_old_verification(
+    cluster: Cluster, operator: Callable[[], OperatorThread]
+) -> None:
+    operator()
+    ns = cluster.namespace()
+    cluster.create(in_ns(model_version("imp-v1", "imp", 1, digest=False), ns))
+    (pod,) = wait_for("verify pod", lambda: cluster.pods_of(ns, "imp-v1-verify"), timeout=30)
+    cluster.orphan(ns, "imp-v1-verify")
+    cluster.delete(API, "ModelVersion", ns, "imp-v1")
+    wait_for("deleted", lambda: cluster.get(API, "ModelVersion", ns, "imp-v1") is None, timeout=30)
+    report = json.dumps({"sizeBytes": 99, "digest": DIGEST, "files": 3})
+    cluster.play_kubelet(ns, pod, "Succeeded", exit_code=0, message=report, container="verify")
+    recreated = model_version("imp-v1", "imp", 1, digest=False, uri="pvc://artifacts/imp/other")
+    cluster.create(in_ns(recreated, ns))
+    # The old verification Job (still named imp-v1-verify) is in the way, not adopted.
+    mv = wait_for(
+        "recreated version reconciled",
+        lambda: (
+            (m := cluster.get(API, "ModelVersion", ns, "imp-v1"))
+            and cluster.condition(m, "Conflict")
+            and m
+        ),
+    )
+    assert "imp-v1-verify" in cluster.condition(mv, "Conflict")["message"]  # type: ignore[index]
+    assert "digest" not in mv["status"]
+    assert (cluster.condition(mv, "Ready") or {}).get("status") != "True"
+
+
+def test_serving_totals_add_up_across_two_deployments_of_one_version(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    """Meter -> InferenceDeployment -> ModelVersion: the version's serving totals are exactly
+    the sum of what each deployment attributed to it (only the version's reconciler writes them)."""
+    from model_garden.api.contracts import ServingCarbon
+
+    lock, polls = threading.Lock(), [0]
+
+    class Meter(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            with lock:
+                polls[0] += 1
+                n = min(polls[0], 5)  # grows for a few polls, then the pods go idle-free
+            carbon = ServingCarbon(
+                energy_joules=3600.0 * n,
+                active_energy_joules=3600.0 * n,
+                emissions_grams=1.0 * n,
+                active_emissions_grams=1.0 * n,
+                prompt_tokens=10 * n,
+                method="measured",
+            )  # type: ignore[arg-type]
+            body = json.dumps(carbon.to_wire()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Meter)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = operator_settings()
+    settings.meter_port = server.server_address[1]
+    op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
+    try:
+        ns = cluster.namespace()
+        cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
+        cluster.verify(ns, "m-v1")
+        for name in ("a", "b"):
+            cluster.create(in_ns(_idep(name, modelVersion="m-v1"), ns))
+        for name in ("a", "b"):
+            (pod,) = wait_for(
+                f"{name} pod",
+                lambda name=name: cluster.list(
+                    "v1", "Pod", ns, f"modelgarden.dev/inference-deployment={name}"
+                ),
+                timeout=30,
+            )
+            cluster.play_kubelet(ns, pod, "Running", container="server")
+
+        def settled() -> Any:
+            shares = []
+            for name in ("a", "b"):
+                idep = cluster.get(API, "InferenceDeployment", ns, name) or {}
+                entries = ((idep.get("status") or {}).get("carbon") or {}).get("byModelVersion")
+                if not entries or entries[0]["emissionsKg"] != pytest.approx(0.005, rel=1e-12):
+                    return None  # each pod's meter ends at 5 g
+                shares.append(entries[0]["emissionsKg"])
+            mv = cluster.get(API, "ModelVersion", ns, "m-v1") or {}
+            total = (mv.get("status") or {}).get("servingEmissionsKg")
+            return (mv, shares) if total == pytest.approx(sum(shares), rel=1e-12) else None
+
+        mv, shares = wait_for("totals settled", settled, timeout=60)
+        assert mv["status"]["servingEmissionsKg"] == pytest.approx(0.010, rel=1e-12)
+        assert sorted(e["deployment"] for e in mv["status"]["servingByDeployment"]) == ["a", "b"]
+        assert mv["status"]["lifetimeEmissionsKg"] == pytest.approx(0.010, rel=1e-12)
+        assert op.metrics.errors.labels("ModelVersion")._value.get() == 0
+    finally:
+        op.stop()
+        server.shutdown()
+        server.server_close()

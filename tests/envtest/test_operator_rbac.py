@@ -18,6 +18,7 @@ from envtest.test_operator import (
     result_message,
     wait_for,
 )
+from model_garden.api.labels import FINALIZER_IN_USE
 from model_garden.operator.runner import OperatorThread, load_client
 
 pytestmark = pytest.mark.envtest
@@ -42,6 +43,7 @@ def test_operator_with_shipped_rbac_runs_the_whole_flow(
         wait_for("Job", lambda: admin.get("batch/v1", "Job", ns, "tune-train"))
         (pod,) = wait_for("pod", lambda: admin.pods_of(ns, "tune-train"), timeout=30)
         admin.play_kubelet(ns, pod, "Succeeded", exit_code=0, message=result_message())
+        admin.verify(ns, "chat-v1", size=4096)  # the verification Job, run as this identity
         mv = wait_for(
             "Ready ModelVersion",
             lambda: (
@@ -66,10 +68,11 @@ def test_operator_with_shipped_rbac_runs_the_whole_flow(
         wait_for("Deployment", lambda: admin.get("apps/v1", "Deployment", ns, "bot"))
         wait_for("Service", lambda: admin.get("v1", "Service", ns, "bot"))
         events = admin.list("v1", "Event", ns)
-        assert {"JobCreated", "ModelVersionCreated", "DeploymentCreated"} <= {
+        assert {"JobCreated", "ModelVersionCreated", "Verified", "DeploymentCreated"} <= {
             e["reason"] for e in events
         }
-        assert op.metrics.errors.labels("FineTuneJob")._value.get() == 0
+        for kind in ("FineTuneJob", "ModelVersion", "InferenceDeployment"):
+            assert op.metrics.errors.labels(kind)._value.get() == 0, kind
 
         # outside the shipped RBAC: denied
         sa = Cluster(sa_client)
@@ -89,7 +92,7 @@ def test_operator_with_shipped_rbac_runs_the_whole_flow(
         op.stop()
 
 
-FINALIZER = "modelgarden.dev/in-use-protection"
+FINALIZER = FINALIZER_IN_USE
 
 
 def _create(admin: Cluster, doc: dict[str, Any]) -> None:

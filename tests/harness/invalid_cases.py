@@ -130,6 +130,117 @@ CASES = [
     ),
     Case("negative replicas", edit(IDEP, "spec.replicas", -1), "spec.replicas", True),
     Case("unknown dtype", edit(IDEP, "spec.engine.dtype", "int3"), "spec.engine.dtype", True),
+    # Names and references the children would refuse (issue 8, item 5):
+    Case(
+        "FineTuneJob name with a dot (its ModelVersion qwen2.5-lora-v1 is not a label)",
+        edit(edit(FTJ, "metadata.name", "qwen2.5-lora"), "spec.output", DELETE),
+        "metadata.name",
+        True,
+    ),
+    Case(
+        "FineTuneJob name over 63 characters (not a label value)",
+        edit(FTJ, "metadata.name", "j" * 64),
+        "metadata.name",
+        True,
+    ),
+    Case(
+        "InferenceDeployment name with a leading digit (not a Service name)",
+        edit(IDEP, "metadata.name", "2bot"),
+        "metadata.name",
+        True,
+    ),
+    Case(
+        "InferenceDeployment name with a dot (not a Service name)",
+        edit(IDEP, "metadata.name", "support.bot"),
+        "metadata.name",
+        True,
+    ),
+    Case(
+        "ModelVersion version of 10 digits (its name could outgrow a label)",
+        edit(edit(MV, "metadata.name", "m" * 50 + "-v1234567890"), "spec.version", 1234567890),
+        "spec.version",
+        True,
+    ),
+    Case(
+        "claim name with capitals and underscore",
+        edit(FTJ, "spec.dataset.uri", "pvc://My_Claim/d.jsonl"),
+        "spec.dataset.uri",
+        True,
+    ),
+    Case(
+        "claim path leaving its claim with '..'",
+        edit(FTJ, "spec.dataset.uri", "pvc://data/../other/d.jsonl"),
+        "spec.dataset.uri",
+        True,
+    ),
+    Case(
+        "output claim name not a DNS subdomain",
+        edit(FTJ, "spec.output.storage", "pvc://-artifacts"),
+        "spec.output.storage",
+        True,
+    ),
+    Case(
+        "serving a ModelVersion name with a dot",
+        edit(IDEP, "spec.modelVersion", "support.bot-v1"),
+        "spec.modelVersion",
+        True,
+    ),
+    # Values the pod would crash on, and what pydantic coerces but the server refuses (12, 13):
+    Case(
+        "GPU memory utilization above 1",
+        edit(IDEP, "spec.engine.gpuMemoryUtilization", "5"),
+        "spec.engine.gpuMemoryUtilization",
+        True,
+    ),
+    Case(
+        "GPU memory utilization zero",
+        edit(IDEP, "spec.engine.gpuMemoryUtilization", "0"),
+        "spec.engine.gpuMemoryUtilization",
+        True,
+    ),
+    Case(
+        "two adapters with the same name",
+        edit(
+            IDEP,
+            "spec.adapters",
+            [
+                {"name": "tone", "modelVersion": "tone-v1"},
+                {"name": "tone", "modelVersion": "tone-v2"},
+            ],
+        ),
+        "spec.adapters",
+        True,
+    ),
+    Case(
+        "an integer given as a string",
+        edit(FTJ, "spec.hyperparameters.epochs", "5"),
+        "spec.hyperparameters.epochs",
+        True,
+    ),
+    Case(
+        "a boolean given as a string",
+        edit(FTJ, "spec.dataset.packing", "yes"),
+        "spec.dataset.packing",
+        True,
+    ),
+    Case(
+        "toleration operator not Exists or Equal",
+        edit(FTJ, "spec.resources.tolerations", [{"key": "k", "operator": "Sometimes"}]),
+        "spec.resources.tolerations",
+        True,
+    ),
+    Case(
+        "learning rate zero",
+        edit(FTJ, "spec.hyperparameters.learningRate", "0"),
+        "spec.hyperparameters.learningRate",
+        True,
+    ),
+    Case(
+        "dropout of 5",
+        edit(FTJ, "spec.method.lora.dropout", "5"),
+        "spec.method.lora.dropout",
+        True,
+    ),
     Case(
         "tensor parallel zero",
         edit(IDEP, "spec.engine.tensorParallelSize", 0),
@@ -162,4 +273,28 @@ CASES = [
         False,
     ),
     Case("model without stage", edit(IDEP, "spec.stage", DELETE), "spec", False),
+    Case(
+        "FineTuneJob name over 50 characters naming its model",
+        edit(edit(FTJ, "metadata.name", "j" * 51), "spec.output", DELETE),
+        "metadata.name",
+        False,
+    ),
+    Case(
+        "a scheduling window (not implemented yet)",
+        edit(FTJ, "spec.carbon.schedulingWindow", {"notBefore": "2026-01-01T00:00:00Z"}),
+        "spec.carbon",
+        False,
+    ),
+    Case(
+        "dynamic adapters without an API key",
+        edit(edit(IDEP, "spec.dynamicAdapters", True), "spec.apiKeySecret", DELETE),
+        "spec",
+        False,
+    ),
+    Case(
+        "a network peer with no selector",
+        edit(IDEP, "spec.networkPolicy", {"allowFrom": [{}]}),
+        "spec.networkPolicy.allowFrom",
+        False,
+    ),
 ]

@@ -49,8 +49,12 @@ def serving_config(
     api_port: int | None = None,
     meter_port: int | None = None,
     max_model_len: int = 256,
+    dynamic_adapters: bool = False,
+    api_key_file: Path | None = None,
 ) -> ServingConfig:
     return ServingConfig(
+        dynamic_adapters=dynamic_adapters,
+        api_key_file=str(api_key_file) if api_key_file else None,
         deployment=Identity(name="tiny-serving", namespace="test"),
         spec=InferenceDeploymentSpec(
             model_version="tiny-v1",
@@ -66,7 +70,11 @@ def serving_config(
 
 
 class Server:
-    """``python -m model_garden.serving --config FILE`` as a process, with its log in a file."""
+    """``python -m model_garden.serving --config FILE`` as a process, with its log in a file.
+
+    The API key goes in the config's key file when it names one (as the Secret's mount does in a
+    pod), else in the environment.
+    """
 
     def __init__(
         self, config_path: Path, state_file: Path, log_path: Path, api_key: str | None
@@ -98,7 +106,10 @@ class Server:
     def start(self, timeout: float = 360) -> None:
         env = runtime_env()
         env.pop("MODEL_GARDEN_API_KEY", None)
-        if self.api_key:
+        key_file = self.config.api_key_file
+        if self.api_key and key_file:
+            Path(key_file).write_text(self.api_key)
+        elif self.api_key:
             env[self.config.api_key_env] = self.api_key
         started = time.monotonic()
         with self.log_path.open("ab") as log:
@@ -166,6 +177,21 @@ class Server:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def processes_running(module: str) -> dict[int, str]:
+    """pid -> command line (NULs as spaces) of the processes whose command line names ``module``."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if module in cmdline:
+            found[int(proc.name)] = cmdline
+    return found
 
 
 def carbon(meter_url: str) -> dict[str, object]:

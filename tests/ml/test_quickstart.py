@@ -41,7 +41,9 @@ def test_the_main_job_trains_serves_and_accounts(ml_runtime: str, tmp_path: Path
     out = proc.stdout
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-3000:]
 
-    assert re.search(r"^FineTuneJob pets-finetune: full fine-tuning of tiny-llama, \d+ steps", out, re.M)
+    assert re.search(
+        r"^FineTuneJob pets-finetune: full fine-tuning of tiny-llama, \d+ steps", out, re.M
+    )
     trained = re.search(
         rf"^ModelVersion pets-v1: eval loss {NUMBER} → {NUMBER}, {NUMBER} Wh, {NUMBER} g CO2e \((estimated|measured)\)",
         out,

@@ -1,7 +1,8 @@
 """The launcher serving the tiny model with real vLLM (CPU), driven with the official openai client.
 
-One launcher process serves the whole module (API key + LoRA on), so vLLM starts twice in all:
-once, and once more for the restart test at the end. Tests run in file order and share it.
+One launcher process serves the whole module (API key from a mounted-style key file, dynamic
+adapters on), so vLLM starts twice in all: once, and once more when the key rotates at the end.
+Tests run in file order and share it.
 """
 
 from __future__ import annotations
@@ -17,14 +18,23 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
-from serving_fixtures import Server, carbon, make_adapters, serving_config, wait_for
+from serving_fixtures import (
+    Server,
+    carbon,
+    make_adapters,
+    processes_running,
+    serving_config,
+    wait_for,
+)
 
 from harness.runtime import run_runtime
 from model_garden.api.contracts import ServedArtifact
+from model_garden.serving.command import VLLM_MODULE
 
 pytestmark = pytest.mark.ml
 
 API_KEY = "test-key-7f3a"
+ROTATED_KEY = "test-key-rotated-91c2"
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +50,14 @@ def server(
     root = tmp_path_factory.mktemp("serving")
     config_path = root / "serving-config.json"
     srv = Server(config_path, root / "meter-state.json", root / "launcher.log", API_KEY)
-    srv.write_config(serving_config(tiny_model, [("ad-one", adapters[0])]))
+    srv.write_config(
+        serving_config(
+            tiny_model,
+            [("ad-one", adapters[0])],
+            dynamic_adapters=True,  # the hot-add test below; needs the key
+            api_key_file=root / "api-key",
+        )
+    )
     srv.start()
     yield srv
     code = srv.stop()
@@ -124,6 +141,20 @@ def test_api_key_is_required(server: Server, client: OpenAI) -> None:
     with pytest.raises(openai.AuthenticationError):
         wrong.models.list()
     assert client.completions.create(model="tiny", prompt="hi", max_tokens=2).usage is not None
+
+
+def test_the_key_reaches_vllm_by_environment_not_argv(server: Server) -> None:
+    port = f"--port {server.config.ports.api} "
+    servers = {pid: c for pid, c in processes_running(VLLM_MODULE).items() if port in c + " "}
+    assert servers, "no vLLM API server process found"
+    for pid, cmdline in servers.items():
+        assert API_KEY not in cmdline and "--api-key" not in cmdline
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert f"VLLM_API_KEY={API_KEY}".encode() in environ
+        assert not any(e.startswith(b"MODEL_GARDEN_API_KEY=") for e in environ)
+    # No process on the machine shows it: argv is readable by every user.
+    everything = processes_running(API_KEY)
+    assert not everything, everything
 
 
 # -- LoRA --------------------------------------------------------------------------------------
@@ -369,21 +400,37 @@ def test_batch_of_20_through_the_server(server: Server, tmp_path: Path) -> None:
     assert carbon_doc["joulesPerToken"] > 0
 
 
-# -- restart (last: it restarts the shared server) ---------------------------------------------
+# -- key rotation (last: it restarts the shared server's vLLM) ----------------------------------
 
 
-def test_restarting_vllm_keeps_the_meter_totals(server: Server) -> None:
+def test_a_rotated_key_restarts_vllm_and_keeps_the_meter_totals(server: Server) -> None:
+    assert server.proc is not None and server.config.api_key_file
+    launcher_pid, started = server.proc.pid, vllm_start_time(server)
     before = settled_carbon(server)
-    assert server.stop() == 0  # SIGTERM is forwarded; the launcher exits with vLLM's status
-    server.start()
+    Path(server.config.api_key_file).write_text(ROTATED_KEY + "\n")  # the kubelet's update
+
+    def new_key_works() -> bool:
+        try:
+            headers = {"Authorization": f"Bearer {ROTATED_KEY}"}
+            return httpx.get(f"{server.base_url}/v1/models", headers=headers, timeout=5).is_success
+        except httpx.HTTPError:
+            return False
+
+    wait_for(new_key_works, timeout=360, interval=2)
+    assert server.proc is not None and server.proc.pid == launcher_pid  # same pod, same launcher
+    assert vllm_start_time(server) != started
+    old = httpx.get(
+        f"{server.base_url}/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}, timeout=10
+    )
+    assert old.status_code == 401
     restarted = carbon(server.meter_url)
     assert tokens_of(restarted) == tokens_of(before)
     assert restarted["energyJoules"] >= before["energyJoules"]
-    assert restarted["emissionsGrams"] >= before["emissionsGrams"]
     assert restarted["requests"] == before["requests"]
 
-    client = OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
-    r = client.completions.create(model="tiny", prompt="after the restart", max_tokens=5)
+    client = OpenAI(base_url=f"{server.base_url}/v1", api_key=ROTATED_KEY, max_retries=0)
+    assert set(model_ids(client)) == {"tiny", "ad-one"}  # the adapters as the config lists them
+    r = client.completions.create(model="tiny", prompt="after the rotation", max_tokens=5)
     assert r.usage is not None
     wait_for(
         lambda: tokens_of(carbon(server.meter_url)) >= tokens_of(before) + r.usage.total_tokens,
@@ -399,3 +446,4 @@ def test_restarting_vllm_keeps_the_meter_totals(server: Server) -> None:
         if line.startswith("model_garden_serving_vllm_restarts_total")
     )
     assert float(restarts.split()[-1]) >= 1
+    assert server.stop() == 0  # SIGTERM is forwarded; the launcher exits with vLLM's status

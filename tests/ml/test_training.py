@@ -17,6 +17,7 @@ from ml.test_training_support import (
     poll_during_run,
     result_of,
     start_trainer,
+    trainer_events,
     trainer_log,
     training_config,
     training_data,
@@ -72,6 +73,13 @@ def test_lora_eval_loss_drops_by_the_stated_margin(runs: dict[str, Any]) -> None
 
 
 def test_qlora_trains_in_4bit(runs: dict[str, Any]) -> None:
+    # the model the QLoRA run trained: every base linear layer bitsandbytes 4-bit NF4 (the LoRA
+    # run's same layers are plain), as the trainer logged it once loaded
+    (qlora,) = (e["weights"] for e in trainer_events(runs["qlora_dir"], "model"))
+    (lora,) = (e["weights"] for e in trainer_events(runs["lora_dir"], "model"))
+    assert lora["linear4bit"] == 0 and lora["linearFull"] > 0, lora
+    assert qlora["linear4bit"] == lora["linearFull"] and qlora["linearFull"] == 0, qlora
+    assert qlora["weightTypes"] == ["Params4bit"] and qlora["quantTypes"] == ["nf4"], qlora
     result: TrainingResult = runs["qlora"]
     assert result.outcome == "Succeeded" and result.method == "qlora"
     assert result.metrics.steps == 20
@@ -96,12 +104,43 @@ def test_artifacts_have_digests_tokenizer_and_model_card(runs: dict[str, Any]) -
         )
         meta = yaml.safe_load((folder / "README.md").read_text().split("---\n")[1])
         co2 = meta["co2_eq_emissions"]
-        assert co2["emissions"] > 0 and co2["source"] == "CodeCarbon (estimated)"
+        # the run's final figure, merge included: the one the TrainingResult reports
+        assert co2["emissions"] == result.carbon.emissions_kg * 1000.0 > 0
+        assert co2["source"] == "CodeCarbon (estimated)"
         assert co2["geographical_location"] == "FRA" and co2["training_type"] == "fine-tuning"
         assert co2["hardware_used"].startswith("CPU")
     adapter = Path(result.artifacts[0].path)
     assert (adapter / "adapter_model.safetensors").exists()
     assert (Path(result.artifacts[1].path) / "model.safetensors").exists()
+
+
+SHORT_TRACKED_RUN = """
+import json, time
+from model_garden.carbon.tracker import TrainingCarbonTracker
+
+tracker = TrainingCarbonTracker("FRA")
+tracker.start()
+started = tracker.report()
+time.sleep(0.3)  # below CodeCarbon's 1 s sampling interval: no sample in between
+during = tracker.report()
+final = tracker.stop()
+print(json.dumps({"started": started.model_dump(), "during": during.model_dump(),
+                  "final": final.model_dump(), "again": tracker.report().model_dump()}))
+"""
+
+
+def test_a_very_short_tracked_run_reports_energy_and_emissions(ml_runtime: str) -> None:
+    """Real CodeCarbon: a run shorter than its sampling interval is not zero, its figure grows
+    with the time since the last sample, and once stopped it is frozen (what the model cards
+    and the result both carry)."""
+    proc = run_runtime(["-c", SHORT_TRACKED_RUN])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for when in ("started", "during", "final"):
+        assert out[when]["energy_kwh"] > 0 and out[when]["emissions_kg"] > 0, out
+    # the 0.3 s since CodeCarbon's last sample count before its next one
+    energy = [out[when]["energy_kwh"] for when in ("started", "during", "final")]
+    assert energy == sorted(set(energy)), out
+    assert out["again"] == out["final"]
 
 
 RUNTIME_CHECKS = """

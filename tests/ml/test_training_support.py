@@ -37,12 +37,15 @@ def training_config(
     merge: bool = False,
     port: int = 0,
     threads: int = 1,
+    uid: str = "u-1",
+    checkpoint_dir: Path | None = None,
     **spec: Any,
 ) -> Path:
-    """Write a TrainingConfig for a run in ``work`` and return its path."""
+    """Write a TrainingConfig for a run in ``work`` and return its path (checkpoints in
+    ``work/checkpoints`` unless ``checkpoint_dir`` names another, e.g. a job's earlier one)."""
     work.mkdir(parents=True, exist_ok=True)
     config = {
-        "job": {"name": work.name, "namespace": "test", "uid": "u-1"},
+        "job": {"name": work.name, "namespace": "test", "uid": uid},
         "spec": {
             "baseModel": {"uri": f"file://{model}"},
             "dataset": {"uri": f"file://{data}", "evalSplit": "0.1", "maxSeqLength": 256},
@@ -62,7 +65,7 @@ def training_config(
             "baseModel": str(model),
             "datasetPath": str(data),
             "outputDir": str(work / "out"),
-            "checkpointDir": str(work / "checkpoints"),
+            "checkpointDir": str(checkpoint_dir or work / "checkpoints"),
             "artifactUri": f"file://{work / 'out'}",
             "progressPort": port,
             "terminationMessagePath": str(work / "termination-log"),
@@ -120,17 +123,30 @@ def poll_during_run(proc: subprocess.Popen[str], port: int, timeout: float = 300
     raise AssertionError("the trainer never answered /progress while training")
 
 
+def run_folders(root: Path) -> list[Path]:
+    """The per-run checkpoint folders (``run-<key>``) under a checkpoint directory."""
+    return sorted(p for p in root.glob("run-*") if p.is_dir()) if root.is_dir() else []
+
+
+def trainer_events(work: Path, msg: str) -> list[dict[str, Any]]:
+    """The trainer's JSON log lines with this ``msg``."""
+    lines = [x for x in trainer_log(work).splitlines() if x.startswith("{")]
+    return [e for e in (json.loads(x) for x in lines) if e.get("msg") == msg]
+
+
 def wait_for_checkpoint(
     proc: subprocess.Popen[str], root: Path, above: int, timeout: float = 300
 ) -> int:
-    """Block until a complete checkpoint with step > ``above`` exists; return its step."""
+    """Block until a complete checkpoint with step > ``above`` exists in a run folder under
+    ``root``; return its step."""
     from model_garden.training.checkpoints import latest_checkpoint
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        latest = latest_checkpoint(root)
-        if latest is not None and int(latest.name.split("-")[1]) > above:
-            return int(latest.name.split("-")[1])
+        for folder in run_folders(root):
+            latest = latest_checkpoint(folder)
+            if latest is not None and int(latest.name.split("-")[1]) > above:
+                return int(latest.name.split("-")[1])
         if proc.poll() is not None:
             raise AssertionError("the trainer ended before the checkpoint")
         time.sleep(0.02)

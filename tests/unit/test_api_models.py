@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from harness.invalid_cases import CASES, FTJ, IDEP, MV, Case
+from harness.invalid_cases import CASES, DELETE, FTJ, IDEP, MV, Case, edit
 from model_garden.api import (
     FineTuneJob,
     InferenceDeployment,
@@ -19,7 +19,7 @@ from model_garden.api import (
     TrainingResult,
     set_condition,
 )
-from model_garden.api.common import Condition, describe_errors
+from model_garden.api.common import CarbonReport, Condition, describe_errors
 from model_garden.api.contracts import (
     TERMINATION_MESSAGE_LIMIT,
     ArtifactFile,
@@ -29,6 +29,9 @@ from model_garden.api.contracts import (
     read_document,
     write_document,
 )
+from model_garden.api.display import format_emissions, planned_total_steps, round_loss
+from model_garden.api.finetunejob import TrainingCarbonStatus
+from model_garden.api.modelversion import VERSION_MAX, version_name
 
 MODELS = {
     "FineTuneJob": FineTuneJob,
@@ -183,3 +186,150 @@ def test_write_document_never_leaves_a_half_written_file(tmp_path) -> None:  # t
     target = tmp_path / "result.json"
     write_document(TrainingProgress(step=1), target)
     assert [p.name for p in tmp_path.iterdir()] == ["result.json"]
+
+
+# --- names that always reconcile (issue 8, item 5) -------------------------------------------
+
+
+def test_longest_admitted_names_still_make_valid_children() -> None:
+    """The longest FineTuneJob/model names the schema admits give a valid ModelVersion (a
+    63-character label, as label values and child-name prefixes must be) at the largest version."""
+    job = FineTuneJob.model_validate(
+        {**FTJ, "metadata": {"name": "j" * 50}, "spec": {**FTJ["spec"], "output": {}}}
+    )
+    name = version_name(job.output_model, VERSION_MAX)
+    assert len(name) <= 63
+    mv = ModelVersion.model_validate(
+        {
+            **MV,
+            "metadata": {"name": name},
+            "spec": {**MV["spec"], "model": job.output_model, "version": VERSION_MAX},
+        }
+    )
+    assert mv.metadata.name == name
+    long_job = FineTuneJob.model_validate({**FTJ, "metadata": {"name": "j" * 63}})
+    assert len(version_name(long_job.output_model, VERSION_MAX)) <= 63  # output.model is set
+
+
+def test_a_job_named_like_a_version_with_a_dot_is_refused_before_it_trains() -> None:
+    body = {**FTJ, "metadata": {"name": "qwen2.5-lora"}}
+    with pytest.raises(ValidationError) as err:
+        FineTuneJob.model_validate(body)
+    assert any(line.startswith("metadata.name") for line in describe_errors(err.value))
+
+
+def test_claim_names_are_checked_in_every_uri() -> None:
+    for path, value in [
+        ("spec.dataset.uri", "pvc://claim_1/d.jsonl"),
+        ("spec.baseModel", {"uri": "pvc://Claim/base"}),
+        ("spec.output.storage", "pvc://.hidden"),
+    ]:
+        with pytest.raises(ValidationError) as err:
+            FineTuneJob.model_validate(edit(FTJ, path, value))
+        assert any(line.startswith(path) for line in describe_errors(err.value)), path
+    ok = edit(FTJ, "spec.dataset.uri", "pvc://team.artifacts-2/datasets/d.jsonl")
+    assert FineTuneJob.model_validate(ok).spec.dataset.uri.startswith("pvc://team.artifacts-2/")
+
+
+# --- figures for people (issue 8, item 12) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kg", "shown"),
+    [
+        (1.853453560257589e-07, "185 µg"),
+        (0.0123, "12.3 g"),
+        (0.9997, "1 kg"),
+        (2.5, "2.5 kg"),
+        (5000.0, "5 t"),
+        (0.0, "0 g"),
+        (1e-13, "<1 µg"),
+        (None, None),
+    ],
+)
+def test_emissions_are_shown_in_a_unit_people_read(kg: float | None, shown: str | None) -> None:
+    assert format_emissions(kg) == shown
+
+
+def test_loss_is_rounded_and_total_comes_from_max_steps_until_the_trainer_counts() -> None:
+    assert round_loss(5.969635973056826) == 5.97 and round_loss(None) is None
+    assert planned_total_steps(30, 0) == 30 and planned_total_steps(30, None) == 30
+    assert planned_total_steps(None, 0) is None and planned_total_steps(None, 120) == 120
+
+
+def test_training_carbon_status_carries_the_display_figure() -> None:
+    status = TrainingCarbonStatus.of(CarbonReport(emissions_kg=1.853453560257589e-07))
+    assert status.to_wire()["emissions"] == "185 µg"
+    assert status.emissions_kg == 1.853453560257589e-07
+
+
+def test_scheduling_window_is_refused_with_a_message_that_says_why() -> None:
+    body = edit(FTJ, "spec.carbon.schedulingWindow", {"notBefore": "2026-01-01T00:00:00Z"})
+    with pytest.raises(ValidationError) as err:
+        FineTuneJob.model_validate(body)
+    (line,) = describe_errors(err.value)
+    assert line.startswith("spec.carbon.schedulingWindow: scheduling windows are not implemented")
+
+
+# --- serving exposure and carbon status (items 10 and 1) -------------------------------------
+
+
+def test_dynamic_adapters_need_an_api_key_and_default_off() -> None:
+    assert InferenceDeployment.model_validate(IDEP).spec.dynamic_adapters is False
+    with pytest.raises(ValidationError, match="dynamicAdapters: true requires spec.apiKeySecret"):
+        InferenceDeployment.model_validate(
+            edit(edit(IDEP, "spec.dynamicAdapters", True), "spec.apiKeySecret", DELETE)
+        )
+    assert InferenceDeployment.model_validate(edit(IDEP, "spec.dynamicAdapters", True))
+
+
+def test_network_policy_defaults_to_the_namespace_and_takes_peers() -> None:
+    policy = InferenceDeployment.model_validate(IDEP).spec.network_policy
+    assert policy.enabled is True and policy.allow_from == []
+    peers = [
+        {"namespaceSelector": {"matchLabels": {"team": "web"}}},
+        {"podSelector": {"matchLabels": {"app": "gateway"}}},
+    ]
+    parsed = InferenceDeployment.model_validate(
+        edit(IDEP, "spec.networkPolicy", {"allowFrom": peers})
+    )
+    assert parsed.spec.to_wire()["networkPolicy"]["allowFrom"] == peers
+    with pytest.raises(ValidationError) as err:
+        InferenceDeployment.model_validate(
+            edit(
+                IDEP,
+                "spec.networkPolicy",
+                {"allowFrom": [{"podSelector": {"matchLabels": {"app": "-x"}}}]},
+            )
+        )
+    assert any("spec.networkPolicy.allowFrom" in line for line in describe_errors(err.value))
+
+
+def test_serving_carbon_status_keeps_baselines_per_pod_and_shares_per_version() -> None:
+    carbon = {
+        "energyKwh": 3.0,
+        "activeEnergyKwh": 1.0,
+        "idleEnergyKwh": 2.0,
+        "emissionsKg": 0.3,
+        "activeEmissionsKg": 0.1,
+        "idleEmissionsKg": 0.2,
+        "tokens": 1000,
+        "gPer1kTokens": 0.01,
+        "windowSeconds": 300.0,
+        "pods": [{"uid": "p1", "energyJoules": 10.0, "tokens": 5}],
+        "byModelVersion": [{"modelVersion": "support-bot-v1", "emissionsKg": 0.3, "tokens": 1000}],
+    }
+    idep = InferenceDeployment.model_validate({**IDEP, "status": {"carbon": carbon}})
+    assert idep.status.carbon is not None and idep.status.carbon.pods[0].uid == "p1"
+    twice = {**carbon, "pods": carbon["pods"] * 2}  # type: ignore[operator]
+    with pytest.raises(ValidationError, match="uid='p1'"):
+        InferenceDeployment.model_validate({**IDEP, "status": {"carbon": twice}})
+    share = {
+        "deployment": "support-bot",
+        "uid": "u1",
+        "energyKwh": 1.0,
+        "emissionsKg": 0.1,
+        "tokens": 9,
+    }
+    mv = ModelVersion.model_validate({**MV, "status": {"servingByDeployment": [share]}})
+    assert mv.status.to_wire()["servingByDeployment"] == [share]

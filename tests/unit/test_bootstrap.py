@@ -7,9 +7,12 @@ by every other test of the suite).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,16 +45,20 @@ def _bootstrap(project: Path, mode: str) -> subprocess.CompletedProcess[str]:
             f'MODEL_GARDEN_BOOTSTRAP={mode} source scripts/bootstrap.sh && echo "REACHED $MODEL_GARDEN_RUNTIME_PYTHON"',
         ],
         cwd=project,
+        env={k: v for k, v in os.environ.items() if not k.startswith("MODEL_GARDEN_")},
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
-def test_a_failed_runtime_build_stops_the_bootstrap(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["all", "runtime"])
+def test_a_failed_runtime_build_stops_the_bootstrap(tmp_path: Path, mode: str) -> None:
     # The runtime script prints its export line, then fails (as a half-done install would).
-    project = _project(tmp_path, 'echo "export MODEL_GARDEN_RUNTIME_PYTHON=/usr/bin/python3"\nexit 3\n')
-    proc = _bootstrap(project, "all")
+    project = _project(
+        tmp_path, 'echo "export MODEL_GARDEN_RUNTIME_PYTHON=/usr/bin/python3"\nexit 3\n'
+    )
+    proc = _bootstrap(project, mode)
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert "REACHED" not in proc.stdout
 

@@ -77,12 +77,21 @@ def rules_for(kind: str) -> list[tuple[str, dict[str, str]]]:
     return cel_rules(crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"])
 
 
-def at(doc: Any, path: str) -> Any:
+def nodes_at(doc: Any, path: str) -> list[tuple[str, Any]]:
+    """The nodes a schema path names in ``doc`` with their concrete paths (``[]``: every item)."""
+    found: list[tuple[str, Any]] = [("", doc)]
     for part in [p for p in path.split(".") if p]:
-        if not isinstance(doc, dict) or part not in doc:
-            return None
-        doc = doc[part]
-    return doc
+        name, items = part.removesuffix("[]"), part.endswith("[]")
+        step = []
+        for where, node in found:
+            if isinstance(node, dict) and name in node:
+                here = f"{where}.{name}" if where else name
+                if items and isinstance(node[name], list):
+                    step += [(f"{here}[{i}]", item) for i, item in enumerate(node[name])]
+                elif not items:
+                    step.append((here, node[name]))
+        found = step
+    return found
 
 
 def cel_violations(obj: dict[str, Any], old: dict[str, Any] | None = None) -> list[str]:
@@ -90,18 +99,16 @@ def cel_violations(obj: dict[str, Any], old: dict[str, Any] | None = None) -> li
     env = celpy.Environment()
     broken = []
     for path, rule in rules_for(obj["kind"]):
-        node = at(obj, path)
-        if node is None:
-            continue
-        activation = {"self": celpy.json_to_cel(node)}
-        if "oldSelf" in rule["rule"]:
-            old_node = at(old, path) if old is not None else None
-            if old_node is None:
-                continue
-            activation["oldSelf"] = celpy.json_to_cel(old_node)
-        result = env.program(env.compile(rule["rule"])).evaluate(activation)
-        if not bool(result):
-            broken.append(f"{path or '<root>'}: {rule['message']}")
+        olds = dict(nodes_at(old, path)) if old is not None else {}
+        for where, node in nodes_at(obj, path):
+            activation = {"self": celpy.json_to_cel(node)}
+            if "oldSelf" in rule["rule"]:
+                if where not in olds:
+                    continue
+                activation["oldSelf"] = celpy.json_to_cel(olds[where])
+            result = env.program(env.compile(rule["rule"])).evaluate(activation)
+            if not bool(result):
+                broken.append(f"{where or '<root>'}: {rule['message']}")
     return broken
 
 

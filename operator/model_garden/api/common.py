@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
+
+from .fields import (
+    DNS_1035_LABEL,
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    LABEL_MAX,
+    SUBDOMAIN_MAX,
+    ListMap,
+    Quantity,
+    scalar_error,
+    scalar_type,
+)
 
 GROUP = "modelgarden.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# Kubernetes object names (DNS-1123 subdomain / label).
-DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# Fractions in spec are strings (no floats in spec, per the API conventions).
-DECIMAL_PATTERN = r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+
+_FIELD_SCALARS: dict[tuple[type, str], Any] = {}
 
 
 class ApiModel(BaseModel):
@@ -38,40 +46,23 @@ class ApiModel(BaseModel):
         validate_default=True,
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_strict_as_the_api_server(cls, value: Any, info: ValidationInfo) -> Any:
+        """Refuse what the API server refuses, where pydantic would coerce (see ``scalar_error``)."""
+        if info.field_name is None or value is None:
+            return value
+        key = (cls, info.field_name)
+        if key not in _FIELD_SCALARS:  # introspect each field's type once, not per validation
+            _FIELD_SCALARS[key] = scalar_type(cls.model_fields[info.field_name].annotation)
+        problem = scalar_error(_FIELD_SCALARS[key], value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready dict as Kubernetes and the contracts carry it (camelCase, no Nones)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _positive_decimal(value: str) -> str:
-    try:
-        number = Decimal(value)
-    except InvalidOperation as exc:  # pattern already refuses most; keep a clear message
-        raise ValueError(f"{value!r} is not a decimal number") from exc
-    if number <= 0:
-        raise ValueError(f"{value!r} must be greater than 0")
-    return value
-
-
-def _fraction(value: str) -> str:
-    number = Decimal(value)
-    if not (0 <= number < 1):
-        raise ValueError(f"{value!r} must be at least 0 and below 1")
-    return value
-
-
-PositiveDecimal = Annotated[
-    str,
-    Field(pattern=DECIMAL_PATTERN),
-    AfterValidator(_positive_decimal),
-]
-"""A positive decimal written as a string, e.g. ``"2e-4"`` (learning rate, budgets)."""
-
-Fraction = Annotated[str, Field(pattern=DECIMAL_PATTERN), AfterValidator(_fraction)]
-"""A fraction in [0, 1) written as a string, e.g. ``"0.05"`` (dropout, eval split)."""
-
-Quantity = Annotated[str, Field(pattern=QUANTITY_PATTERN)]
-"""A Kubernetes resource quantity such as ``"8Gi"`` or ``"500m"``."""
 
 
 def decimal_value(value: str) -> float:
@@ -102,6 +93,10 @@ class Condition(ApiModel):
     observed_generation: int | None = Field(
         default=None, ge=0, description="The metadata.generation this condition was set from."
     )
+
+
+Conditions = Annotated[list[Condition], ListMap("type")]
+"""A resource's conditions: one per type."""
 
 
 def utcnow() -> datetime:
@@ -160,7 +155,7 @@ class ObjectMeta(ApiModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
 
-    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Object name.")
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=SUBDOMAIN_MAX, description="Object name.")
     namespace: str | None = Field(default=None, description="Namespace of the object.")
     uid: str | None = None
     generation: int | None = None
@@ -169,27 +164,54 @@ class ObjectMeta(ApiModel):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
+class LabelNamedMeta(ObjectMeta):
+    """Metadata of a kind whose name becomes a label value and a child's name prefix."""
+
+    name: str = Field(
+        pattern=DNS_LABEL,
+        max_length=LABEL_MAX,
+        description=(
+            "Object name: a DNS-1123 label (lowercase letters, digits and '-', at most 63),"
+            " since it is carried as a label value and prefixes the names of its children."
+        ),
+    )
+
+
+class ServiceNamedMeta(ObjectMeta):
+    """Metadata of a kind whose name is also the name of a Service."""
+
+    name: str = Field(
+        pattern=DNS_1035_LABEL,
+        max_length=LABEL_MAX,
+        description=(
+            "Object name: a DNS-1035 label (a lowercase letter first, then lowercase letters,"
+            " digits and '-', at most 63), since its Service carries the same name."
+        ),
+    )
+
+
 class SecretKeyRef(ApiModel):
     """A key of a Secret in the resource's namespace; its value is only ever read into an env var."""
 
-    name: str = Field(pattern=DNS_SUBDOMAIN, description="Secret name.")
-    key: str = Field(default="token", min_length=1, description="Key within the Secret.")
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=SUBDOMAIN_MAX, description="Secret name.")
+    key: str = Field(
+        default="token",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=SUBDOMAIN_MAX,
+        description="Key within the Secret.",
+    )
 
 
 class Toleration(ApiModel):
     """A pod toleration (same fields as core/v1 Toleration)."""
 
     key: str | None = Field(default=None, description="Taint key; empty with Exists matches all.")
-    operator: str | None = Field(
-        default=None,
-        description="Exists or Equal (default Equal).",
-        json_schema_extra={"enum": ["Exists", "Equal"]},
+    operator: Literal["Exists", "Equal"] | None = Field(
+        default=None, description="Exists or Equal (default Equal)."
     )
     value: str | None = Field(default=None, description="Taint value for Equal.")
-    effect: str | None = Field(
-        default=None,
-        description="Taint effect to tolerate; empty matches all.",
-        json_schema_extra={"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        default=None, description="Taint effect to tolerate; empty matches all."
     )
     toleration_seconds: int | None = Field(
         default=None, description="How long a NoExecute taint is tolerated."
@@ -210,9 +232,6 @@ class Resources(ApiModel):
     tolerations: list[Toleration] = Field(
         default_factory=list, description="Taints the pod tolerates (GPU nodes are often tainted)."
     )
-
-
-URI_PATTERN = r"^(pvc|s3|file)://.+$"
 
 
 class CarbonMethod(StrEnum):

@@ -181,21 +181,51 @@ class ServingConfig(ApiModel):
     api_key_env: str = Field(
         default=API_KEY_ENV, description="Env var holding the API key (never the key itself)."
     )
+    api_key_file: str | None = Field(
+        default=None,
+        description=(
+            "A file holding the API key (a mounted Secret); preferred over api_key_env, and vLLM "
+            "restarts when its content changes, so a rotated Secret takes effect."
+        ),
+    )
+    dynamic_adapters: bool = Field(
+        default=False,
+        description=(
+            "Load and drop adapters at run time when the config changes (needs an API key); "
+            "false serves only the adapters listed at start, with runtime loading off."
+        ),
+    )
     device: str = Field(default="auto", description="auto, cpu or cuda.")
 
 
 class ServingCarbon(ApiModel):
-    """What the carbon meter reports: cumulative since the pod started, plus a sliding window."""
+    """What the carbon meter reports: cumulative since the pod started, plus a sliding window.
+
+    Cumulative figures are split into active and idle (``energy = active + idle``, the same for
+    emissions): idle energy counts in the totals, never in a per-token figure. The per-token
+    figures are over the last ``window_seconds`` and active energy only, so the operator can sum
+    the window's grams and tokens over replicas (a ratio of sums, not a mean of ratios).
+    """
 
     energy_joules: float = Field(default=0.0, ge=0)
     active_energy_joules: float = Field(default=0.0, ge=0)
     idle_energy_joules: float = Field(default=0.0, ge=0)
     emissions_grams: float = Field(default=0.0, ge=0)
+    active_emissions_grams: float = Field(default=0.0, ge=0)
+    idle_emissions_grams: float = Field(default=0.0, ge=0)
     prompt_tokens: int = Field(default=0, ge=0)
     generation_tokens: int = Field(default=0, ge=0)
     requests: int = Field(default=0, ge=0)
-    joules_per_token: float | None = None
-    grams_per_1k_tokens: float | None = None
+    window_seconds: float = Field(default=300.0, gt=0, description="The sliding window, s.")
+    window_active_energy_joules: float = Field(default=0.0, ge=0)
+    window_active_emissions_grams: float = Field(default=0.0, ge=0)
+    window_tokens: int = Field(default=0, ge=0)
+    joules_per_token: float | None = Field(
+        default=None, description="window_active_energy_joules / window_tokens."
+    )
+    grams_per_1k_tokens: float | None = Field(
+        default=None, description="window_active_emissions_grams / window_tokens * 1000."
+    )
     grid_intensity_g_per_kwh: float | None = None
     country: str | None = None
     region: str | None = None

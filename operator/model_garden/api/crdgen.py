@@ -68,12 +68,6 @@ def _structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         out["additionalProperties"] = _structural(schema["additionalProperties"], defs)
     if "properties" in out:
         out.setdefault("type", "object")
-        if (
-            "conditions" in out["properties"]
-            and out["properties"]["conditions"].get("type") == "array"
-        ):
-            out["properties"]["conditions"]["x-kubernetes-list-type"] = "map"
-            out["properties"]["conditions"]["x-kubernetes-list-map-keys"] = ["type"]
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     return out
@@ -129,6 +123,9 @@ def schema_for(kind: Kind) -> dict[str, Any]:
     assert isinstance(spec_model, type) and isinstance(status_model, type)
     _defaults_for_nested_models(spec_model, spec)
     status = _without_defaults(status)  # status is written by controllers, never defaulted
+    # The API server lets a CRD constrain metadata.name (and nothing else in metadata): the
+    # name rules of the kind's metadata model, so a name its children would refuse is refused.
+    name = _structural(_resolve(props["metadata"], defs)["properties"]["name"], defs)
     root: dict[str, Any] = {
         "type": "object",
         "description": (kind.model.__doc__ or "").strip(),
@@ -136,7 +133,7 @@ def schema_for(kind: Kind) -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string"},
             "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": {"type": "object", "properties": {"name": name}},
             "spec": spec,
             "status": status,
         },

@@ -6,21 +6,27 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .common import (
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    URI_PATTERN,
     ApiModel,
     CarbonReport,
-    Condition,
-    Fraction,
-    ObjectMeta,
-    PositiveDecimal,
+    Conditions,
+    LabelNamedMeta,
     Resources,
     SecretKeyRef,
 )
+from .display import format_emissions
+from .fields import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    LABEL_MAX,
+    Fraction,
+    LocalUri,
+    PositiveDecimal,
+    StorageUri,
+)
+from .modelversion import MODEL_NAME_MAX
 
 
 class HubModel(ApiModel):
@@ -39,7 +45,9 @@ class HubModel(ApiModel):
 class ModelVersionRef(ApiModel):
     """A ModelVersion in the same namespace."""
 
-    name: str = Field(pattern=DNS_SUBDOMAIN, description="ModelVersion name, e.g. chat-v3.")
+    name: str = Field(
+        pattern=DNS_LABEL, max_length=LABEL_MAX, description="ModelVersion name, e.g. chat-v3."
+    )
 
 
 class BaseModelSource(ApiModel):
@@ -61,9 +69,8 @@ class BaseModelSource(ApiModel):
     model_version: ModelVersionRef | None = Field(
         default=None, description="Continue training from a ModelVersion's artifact."
     )
-    uri: str | None = Field(
+    uri: StorageUri | None = Field(
         default=None,
-        pattern=URI_PATTERN,
         description="pvc://<claim>/<path>, s3://<bucket>/<path> or file://<path> of a model directory.",
     )
 
@@ -86,8 +93,7 @@ class DatasetFormat(StrEnum):
 class Dataset(ApiModel):
     """The training data and how to turn it into token sequences."""
 
-    uri: str = Field(
-        pattern=URI_PATTERN,
+    uri: StorageUri = Field(
         description="File or directory: jsonl, json, csv, parquet or a saved `datasets` folder.",
     )
     format: DatasetFormat = Field(
@@ -174,12 +180,14 @@ class Output(ApiModel):
     model: str | None = Field(
         default=None,
         pattern=DNS_LABEL,
-        max_length=50,
-        description="Model name of the produced ModelVersion <model>-v<N>; default: the job name.",
+        max_length=MODEL_NAME_MAX,
+        description=(
+            "Model name of the produced ModelVersion <model>-v<N> (a DNS-1123 label of at most"
+            " 50 characters, so the version's name stays a valid label); default: the job name."
+        ),
     )
-    storage: str = Field(
+    storage: LocalUri = Field(
         default="pvc://model-garden-artifacts",
-        pattern=r"^(pvc|file)://.+$",
         description="Where artifacts and checkpoints go: pvc://<claim> or file://<dir>.",
     )
     merge: bool = Field(
@@ -203,8 +211,22 @@ class SchedulingWindow(ApiModel):
     )
 
 
+SCHEDULING_WINDOW_REFUSAL = (
+    "scheduling windows are not implemented yet: remove spec.carbon.schedulingWindow"
+    " (the job would otherwise start at once, ignoring the window)"
+)
+
+
 class CarbonSettings(ApiModel):
     """Where the energy is drawn and what the run may cost."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "!has(self.schedulingWindow)", "message": SCHEDULING_WINDOW_REFUSAL}
+            ]
+        }
+    )
 
     country: str | None = Field(
         default=None,
@@ -217,7 +239,20 @@ class CarbonSettings(ApiModel):
     budget_kg: PositiveDecimal | None = Field(
         default=None, description="Fail the job once its emissions exceed this many kg CO2e."
     )
-    scheduling_window: SchedulingWindow | None = None
+    scheduling_window: SchedulingWindow | None = Field(
+        default=None,
+        description=(
+            "Reserved for carbon-aware scheduling, which is not implemented yet: a set window"
+            " is refused rather than silently ignored."
+        ),
+    )
+
+    @field_validator("scheduling_window")
+    @classmethod
+    def _not_yet(cls, window: SchedulingWindow | None) -> SchedulingWindow | None:
+        if window is not None:
+            raise ValueError(SCHEDULING_WINDOW_REFUSAL)
+        return window
 
 
 class FineTuneJobSpec(ApiModel):
@@ -238,6 +273,7 @@ class FineTuneJobSpec(ApiModel):
     queue_name: str | None = Field(
         default=None,
         pattern=DNS_SUBDOMAIN,
+        max_length=LABEL_MAX,
         description="Kueue LocalQueue; the Job starts suspended.",
     )
     suspend: bool = Field(default=False, description="Suspend (or keep suspended) the job.")
@@ -250,16 +286,46 @@ class FineTuneJobSpec(ApiModel):
 class TrainingProgressStatus(ApiModel):
     """The last progress the trainer reported."""
 
-    step: int = Field(default=0, description="Optimizer steps done.")
-    total_steps: int = Field(default=0, description="Optimizer steps planned.")
-    epoch: float = Field(default=0.0, description="Fractional epoch reached.")
-    loss: float | None = Field(default=None, description="Last training loss.")
-    eval_loss: float | None = Field(default=None, description="Last evaluation loss.")
+    step: int = Field(default=0, ge=0, description="Optimizer steps done.")
+    total_steps: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Optimizer steps planned: spec.hyperparameters.maxSteps from the start when set,"
+            " else the trainer's count once it has read the dataset (absent until then)."
+        ),
+    )
+    epoch: float = Field(default=0.0, ge=0, description="Fractional epoch reached.")
+    loss: float | None = Field(
+        default=None,
+        description="Last training loss, to 4 significant digits (display.round_loss).",
+    )
+    eval_loss: float | None = Field(
+        default=None,
+        description="Last evaluation loss, to 4 significant digits (display.round_loss).",
+    )
     learning_rate: float | None = Field(default=None, description="Current learning rate.")
     tokens_per_second: float | None = Field(
         default=None, description="Real (non-padding) tokens trained per second."
     )
     eta_seconds: float | None = Field(default=None, description="Estimated seconds left.")
+
+
+class TrainingCarbonStatus(CarbonReport):
+    """Energy and emissions of the run so far, plus the figure people read."""
+
+    emissions: str | None = Field(
+        default=None,
+        max_length=32,
+        description="emissionsKg for people, e.g. '185 µg' or '1.2 kg' (display.format_emissions).",
+    )
+
+    @classmethod
+    def of(cls, report: CarbonReport) -> TrainingCarbonStatus:
+        """``report`` with its display figure filled in (what status.carbon should hold)."""
+        wire = report.to_wire()
+        wire.pop("emissions", None)
+        return cls.model_validate({**wire, "emissions": format_emissions(report.emissions_kg)})
 
 
 class FineTuneJobStatus(ApiModel):
@@ -268,11 +334,13 @@ class FineTuneJobStatus(ApiModel):
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this status describes."
     )
-    conditions: list[Condition] = Field(
+    conditions: Conditions = Field(
         default_factory=list, description="Running, Succeeded, Failed (and Queued, Suspended)."
     )
     progress: TrainingProgressStatus | None = Field(default=None, description="Live progress.")
-    carbon: CarbonReport | None = Field(default=None, description="Energy and emissions so far.")
+    carbon: TrainingCarbonStatus | None = Field(
+        default=None, description="Energy and emissions so far."
+    )
     backend: str | None = Field(default=None, description="Backend the trainer used.")
     job_name: str | None = Field(default=None, description="The batch/v1 Job running it.")
     model_version: str | None = Field(default=None, description="The ModelVersion produced.")
@@ -280,16 +348,39 @@ class FineTuneJobStatus(ApiModel):
     completion_time: datetime | None = Field(default=None, description="When it ended.")
 
 
+FTJ_NAME_RULE = (
+    f"metadata.name must be at most {MODEL_NAME_MAX} characters unless spec.output.model is set:"
+    " the job's name is then the model name of the ModelVersion <name>-v<N>"
+)
+
+
 class FineTuneJob(ApiModel):
     """A fine-tuning run of a base model on a dataset."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.spec.output) && has(self.spec.output.model))"
+                    f" || self.metadata.name.size() <= {MODEL_NAME_MAX}",
+                    "message": FTJ_NAME_RULE,
+                }
+            ]
+        },
+    )
 
     api_version: Literal["modelgarden.dev/v1alpha1"] = "modelgarden.dev/v1alpha1"
     kind: Literal["FineTuneJob"] = "FineTuneJob"
-    metadata: ObjectMeta
+    metadata: LabelNamedMeta
     spec: FineTuneJobSpec
     status: FineTuneJobStatus = Field(default_factory=FineTuneJobStatus)
+
+    @model_validator(mode="after")
+    def _name_fits_the_model_version(self) -> FineTuneJob:
+        if self.spec.output.model is None and len(self.metadata.name) > MODEL_NAME_MAX:
+            raise ValueError(f"{FTJ_NAME_RULE} (got {len(self.metadata.name)} characters)")
+        return self
 
     @property
     def output_model(self) -> str:

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from .common import (
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
     ApiModel,
     CarbonMethod,
-    Condition,
-    ObjectMeta,
-    PositiveDecimal,
+    Conditions,
     Resources,
     SecretKeyRef,
+    ServiceNamedMeta,
 )
-from .modelversion import Stage
+from .fields import (
+    DNS_LABEL,
+    LABEL_MAX,
+    LABEL_VALUE_PATTERN,
+    ListMap,
+    UnitFraction,
+)
+from .modelversion import MODEL_NAME_MAX, Stage
 
 
 class Dtype(StrEnum):
@@ -42,8 +46,8 @@ class Engine(ApiModel):
     image: str | None = Field(default=None, description="Server image override.")
     max_model_len: int | None = Field(default=None, ge=16, description="Context length cap.")
     dtype: Dtype = Field(default=Dtype.AUTO, description="Weights and activations dtype.")
-    gpu_memory_utilization: PositiveDecimal = Field(
-        default="0.9", description="Share of GPU memory vLLM may take, e.g. '0.9'."
+    gpu_memory_utilization: UnitFraction = Field(
+        default="0.9", description="Share of GPU memory vLLM may take, in (0, 1], e.g. '0.9'."
     )
     tensor_parallel_size: int = Field(default=1, ge=1, le=64, description="GPUs per replica.")
     quantization: Quantization = Field(
@@ -60,7 +64,9 @@ class Adapter(ApiModel):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Model name clients use."
     )
-    model_version: str = Field(pattern=DNS_SUBDOMAIN, description="An adapter ModelVersion.")
+    model_version: str = Field(
+        pattern=DNS_LABEL, max_length=LABEL_MAX, description="An adapter ModelVersion."
+    )
 
 
 class InferenceCarbonSettings(ApiModel):
@@ -68,6 +74,74 @@ class InferenceCarbonSettings(ApiModel):
 
     country: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO alpha-3.")
     region: str | None = Field(default=None, max_length=64, description="Sub-national region.")
+
+
+LabelValue = Annotated[str, Field(pattern=LABEL_VALUE_PATTERN, max_length=LABEL_MAX)]
+
+
+class LabelSelector(ApiModel):
+    """Objects whose labels include all of ``matchLabels`` (an empty selector selects all)."""
+
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict, description="Label key -> value; all must match."
+    )
+
+
+PEER_NEEDS_A_SELECTOR = "set namespaceSelector, podSelector or both"
+
+
+class NetworkPeer(ApiModel):
+    """Pods allowed to reach the endpoint (as in a NetworkPolicy ``from`` entry).
+
+    namespaceSelector alone: every pod of the matching namespaces; podSelector alone: matching
+    pods of this namespace; both: matching pods of the matching namespaces.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.namespaceSelector) || has(self.podSelector)",
+                    "message": PEER_NEEDS_A_SELECTOR,
+                }
+            ]
+        }
+    )
+
+    namespace_selector: LabelSelector | None = Field(
+        default=None, description="Namespaces whose pods may connect ({} = all namespaces)."
+    )
+    pod_selector: LabelSelector | None = Field(
+        default=None, description="Pods that may connect ({} = all pods of those namespaces)."
+    )
+
+    @model_validator(mode="after")
+    def _some_selector(self) -> NetworkPeer:
+        if self.namespace_selector is None and self.pod_selector is None:
+            raise ValueError(PEER_NEEDS_A_SELECTOR)
+        return self
+
+
+class NetworkPolicySettings(ApiModel):
+    """The NetworkPolicy shipped with the deployment (ingress to its server pods)."""
+
+    enabled: bool = Field(
+        default=True, description="Ship a NetworkPolicy; false leaves the pods open to all."
+    )
+    allow_from: list[NetworkPeer] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Who may reach the endpoint (the API port); empty = pods in the same namespace."
+            " The meter port admits only the operator's pods, whatever this says."
+        ),
+    )
+
+
+DYNAMIC_ADAPTERS_NEED_A_KEY = (
+    "spec.dynamicAdapters: true requires spec.apiKeySecret: runtime adapter loading must be"
+    " authenticated"
+)
 
 
 class InferenceDeploymentSpec(ApiModel):
@@ -84,19 +158,39 @@ class InferenceDeploymentSpec(ApiModel):
                     "rule": "has(self.model) == has(self.stage)",
                     "message": "model and stage go together",
                 },
+                {
+                    "rule": "!(has(self.dynamicAdapters) && self.dynamicAdapters)"
+                    " || has(self.apiKeySecret)",
+                    "message": DYNAMIC_ADAPTERS_NEED_A_KEY,
+                },
             ]
         }
     )
 
     model_version: str | None = Field(
-        default=None, pattern=DNS_SUBDOMAIN, description="The ModelVersion to serve."
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=LABEL_MAX,
+        description="The ModelVersion to serve.",
     )
     model: str | None = Field(
-        default=None, pattern=DNS_LABEL, description="Follow this model's version at `stage`."
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=MODEL_NAME_MAX,
+        description="Follow this model's version at `stage`.",
     )
     stage: Stage | None = Field(default=None, description="staging or production.")
-    adapters: list[Adapter] = Field(
-        default_factory=list, description="LoRA adapters served beside the base (multi-LoRA)."
+    adapters: Annotated[list[Adapter], ListMap("name")] = Field(
+        default_factory=list,
+        description="LoRA adapters served beside the base (multi-LoRA); names are unique.",
+    )
+    dynamic_adapters: bool = Field(
+        default=False,
+        description=(
+            "Let clients load and unload adapters at run time (vLLM's runtime LoRA updating);"
+            " requires apiKeySecret. When false only the listed adapters are served and a change"
+            " to the list rolls the pods."
+        ),
     )
     replicas: int = Field(default=1, ge=0, le=1000, description="Server pods.")
     engine: Engine = Field(default_factory=Engine, description="vLLM settings.")
@@ -110,6 +204,10 @@ class InferenceDeploymentSpec(ApiModel):
         default=None, description="Secret holding the API key clients must send (Bearer)."
     )
     carbon: InferenceCarbonSettings = Field(default_factory=InferenceCarbonSettings)
+    network_policy: NetworkPolicySettings = Field(
+        default_factory=NetworkPolicySettings,
+        description="The NetworkPolicy shipped with the deployment: who may reach the endpoint.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> InferenceDeploymentSpec:
@@ -119,26 +217,83 @@ class InferenceDeploymentSpec(ApiModel):
             raise ValueError("set spec.modelVersion, or spec.model and spec.stage (not both)")
         if self.stage == Stage.NONE:
             raise ValueError("spec.stage must be staging or production to follow promotions")
-        names = [a.name for a in self.adapters]
-        if len(set(names)) != len(names):
-            raise ValueError("spec.adapters: adapter names must be unique")
+        if self.dynamic_adapters and self.api_key_secret is None:
+            raise ValueError(DYNAMIC_ADAPTERS_NEED_A_KEY)
         return self
 
 
-class ServingCarbonStatus(ApiModel):
-    """Carbon of serving, summed over the deployment's pods since it was created."""
+class PodCarbonBaseline(ApiModel):
+    """The last meter reading of one server pod already counted into the totals.
 
-    energy_kwh: float = Field(default=0.0, description="Energy, kWh.")
-    emissions_kg: float = Field(default=0.0, description="Emissions, kg CO2e.")
-    tokens: int = Field(default=0, description="Prompt plus generated tokens served.")
+    The next reading counts only what it adds to this one, so totals add up across operator
+    restarts and missed polls; a reading below its baseline means the pod's meter restarted.
+    """
+
+    uid: str = Field(min_length=1, description="Pod uid.")
+    energy_joules: float = Field(default=0.0, ge=0, description="Energy, J.")
+    active_energy_joules: float = Field(default=0.0, ge=0, description="Energy while serving, J.")
+    idle_energy_joules: float = Field(default=0.0, ge=0, description="Energy while idle, J.")
+    emissions_grams: float = Field(default=0.0, ge=0, description="Emissions, g CO2e.")
+    active_emissions_grams: float = Field(
+        default=0.0, ge=0, description="Emissions while serving, g CO2e."
+    )
+    idle_emissions_grams: float = Field(
+        default=0.0, ge=0, description="Emissions while idle, g CO2e."
+    )
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens.")
+
+
+class ModelVersionShare(ApiModel):
+    """What this deployment attributed to one ModelVersion it served."""
+
+    model_version: str = Field(min_length=1, description="ModelVersion name.")
+    energy_kwh: float = Field(default=0.0, ge=0, description="Energy, kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="Emissions, kg CO2e.")
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
+
+
+class ServingCarbonStatus(ApiModel):
+    """Carbon of serving: cumulative over all replicas since creation, plus a recent window."""
+
+    energy_kwh: float = Field(default=0.0, ge=0, description="Energy, kWh (active + idle).")
+    active_energy_kwh: float = Field(
+        default=0.0, ge=0, description="Energy while requests were running, kWh."
+    )
+    idle_energy_kwh: float = Field(default=0.0, ge=0, description="Energy while idle, kWh.")
+    emissions_kg: float = Field(
+        default=0.0, ge=0, description="Emissions, kg CO2e (active + idle)."
+    )
+    active_emissions_kg: float = Field(
+        default=0.0, ge=0, description="Emissions while requests were running, kg CO2e."
+    )
+    idle_emissions_kg: float = Field(
+        default=0.0, ge=0, description="Emissions while idle, kg CO2e."
+    )
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
     g_per_1k_tokens: float | None = Field(
-        default=None, alias="gPer1kTokens", description="g CO2e per 1000 tokens (recent window)."
+        default=None,
+        ge=0,
+        alias="gPer1kTokens",
+        description=(
+            "g CO2e per 1000 tokens over the meters' recent window (windowSeconds), active"
+            " energy only: sum of the replicas' window grams / their window tokens x 1000;"
+            " absent when no token was served in the window."
+        ),
+    )
+    window_seconds: float | None = Field(
+        default=None, ge=0, description="Length of the meters' window behind gPer1kTokens, s."
     )
     method: CarbonMethod = Field(
         default=CarbonMethod.ESTIMATED, description="measured or estimated."
     )
     grid_intensity_g_per_kwh: float | None = Field(default=None, description="g CO2e per kWh used.")
     region: str | None = Field(default=None, description="Grid country/region used.")
+    pods: Annotated[list[PodCarbonBaseline], ListMap("uid")] = Field(
+        default_factory=list, description="Per-pod baselines: the last reading already counted."
+    )
+    by_model_version: Annotated[list[ModelVersionShare], ListMap("model_version")] = Field(
+        default_factory=list, description="Totals attributed to each ModelVersion served."
+    )
 
 
 class InferenceDeploymentStatus(ApiModel):
@@ -147,7 +302,7 @@ class InferenceDeploymentStatus(ApiModel):
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this status describes."
     )
-    conditions: list[Condition] = Field(
+    conditions: Conditions = Field(
         default_factory=list, description="Ready, Progressing (and ReplicasLimited)."
     )
     endpoint: str | None = Field(default=None, description="OpenAI base URL, …/v1.")
@@ -168,6 +323,6 @@ class InferenceDeployment(ApiModel):
 
     api_version: Literal["modelgarden.dev/v1alpha1"] = "modelgarden.dev/v1alpha1"
     kind: Literal["InferenceDeployment"] = "InferenceDeployment"
-    metadata: ObjectMeta
+    metadata: ServiceNamedMeta
     spec: InferenceDeploymentSpec
     status: InferenceDeploymentStatus = Field(default_factory=InferenceDeploymentStatus)

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from .common import (
-    DECIMAL_PATTERN,
-    DNS_LABEL,
-    URI_PATTERN,
     ApiModel,
     CarbonMethod,
-    Condition,
-    ObjectMeta,
+    Conditions,
+    LabelNamedMeta,
 )
+from .fields import (
+    DECIMAL_PATTERN,
+    DNS_LABEL,
+    ListMap,
+    StorageUri,
+)
+
+MODEL_NAME_MAX = 50
+"""Longest model name: ``<model>-v<version>`` must stay a 63-character label."""
+VERSION_MAX = 999_999_999
+"""Largest version: 9 digits, so 50 + len("-v") + 9 <= 63."""
 
 IMMUTABLE_FIELDS = ("model", "version", "artifact", "source", "metrics", "trainingCarbon")
 
@@ -40,7 +48,7 @@ class Artifact(ApiModel):
         }
     )
 
-    uri: str = Field(pattern=URI_PATTERN, description="pvc://, s3:// or file:// of the directory.")
+    uri: StorageUri = Field(description="pvc://, s3:// or file:// of the directory.")
     format: ArtifactFormat = Field(description="merged model, LoRA adapter, or gguf file.")
     base_model: str | None = Field(
         default=None,
@@ -103,9 +111,13 @@ class ModelVersionSpec(ApiModel):
     )
 
     model: str = Field(
-        pattern=DNS_LABEL, max_length=50, description="Model name, e.g. support-bot."
+        pattern=DNS_LABEL,
+        max_length=MODEL_NAME_MAX,
+        description="Model name, e.g. support-bot (a DNS-1123 label of at most 50 characters).",
     )
-    version: int = Field(ge=1, description="Integer version, unique per model.")
+    version: int = Field(
+        ge=1, le=VERSION_MAX, description="Integer version, unique per model (at most 9 digits)."
+    )
     artifact: Artifact = Field(description="The weights.")
     source: Source = Field(default_factory=Source, description="Lineage.")
     metrics: dict[str, str] = Field(
@@ -115,13 +127,23 @@ class ModelVersionSpec(ApiModel):
     stage: Stage = Field(default=Stage.NONE, description="none, staging or production.")
 
 
+class ServingShare(ApiModel):
+    """One InferenceDeployment's serving totals for this version (its status.carbon.byModelVersion)."""
+
+    deployment: str = Field(description="InferenceDeployment name.")
+    uid: str = Field(min_length=1, description="Its uid (a recreated deployment is a new entry).")
+    energy_kwh: float = Field(default=0.0, ge=0, description="Energy, kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="Emissions, kg CO2e.")
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
+
+
 class ModelVersionStatus(ApiModel):
     """Observed state of a ModelVersion."""
 
     observed_generation: int | None = Field(
         default=None, description="The metadata.generation this status describes."
     )
-    conditions: list[Condition] = Field(
+    conditions: Conditions = Field(
         default_factory=list, description="Ready once the artifact is verified."
     )
     size_bytes: int | None = Field(default=None, description="Verified size of the artifact.")
@@ -138,8 +160,20 @@ class ModelVersionStatus(ApiModel):
     serving_energy_kwh: float | None = Field(
         default=None, description="kWh of serving it, all deployments together."
     )
+    serving_by_deployment: Annotated[list[ServingShare], ListMap("uid")] = Field(
+        default_factory=list,
+        description=(
+            "What each InferenceDeployment (deleted ones included) attributed to this version;"
+            " the serving totals are their sums."
+        ),
+    )
     lifetime_emissions_kg: float | None = Field(
         default=None, description="Training plus serving emissions, kg CO2e."
+    )
+    lifetime_emissions: str | None = Field(
+        default=None,
+        max_length=32,
+        description="lifetimeEmissionsKg for people, e.g. '3.4 g' (display.format_emissions).",
     )
 
 
@@ -165,7 +199,7 @@ class ModelVersion(ApiModel):
 
     api_version: Literal["modelgarden.dev/v1alpha1"] = "modelgarden.dev/v1alpha1"
     kind: Literal["ModelVersion"] = "ModelVersion"
-    metadata: ObjectMeta
+    metadata: LabelNamedMeta
     spec: ModelVersionSpec
     status: ModelVersionStatus = Field(default_factory=ModelVersionStatus)
 

@@ -1,4 +1,8 @@
-"""The three kinds as Kubernetes sees them: names, printer columns, subresources."""
+"""The three kinds as Kubernetes sees them: names, printer columns, subresources.
+
+Printer columns are for people: they read display figures the controllers write rounded
+(see ``display``), never raw floats.
+"""
 
 from __future__ import annotations
 
@@ -54,12 +58,7 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Total", "type": "integer", "jsonPath": ".status.progress.totalSteps"},
             {"name": "Loss", "type": "number", "jsonPath": ".status.progress.loss"},
             {"name": "Model", "type": "string", "jsonPath": ".status.modelVersion"},
-            {
-                "name": "CO2e-kg",
-                "type": "number",
-                "jsonPath": ".status.carbon.emissionsKg",
-                "priority": 1,
-            },
+            {"name": "CO2e", "type": "string", "jsonPath": ".status.carbon.emissions"},
             AGE,
         ),
     ),
@@ -74,12 +73,7 @@ KINDS: tuple[Kind, ...] = (
             {"name": "Format", "type": "string", "jsonPath": ".spec.artifact.format"},
             {"name": "Stage", "type": "string", "jsonPath": ".spec.stage"},
             _condition_column("Ready", "Ready"),
-            {
-                "name": "CO2e-kg",
-                "type": "number",
-                "jsonPath": ".status.lifetimeEmissionsKg",
-                "priority": 1,
-            },
+            {"name": "CO2e", "type": "string", "jsonPath": ".status.lifetimeEmissions"},
             AGE,
         ),
     ),

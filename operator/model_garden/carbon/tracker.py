@@ -6,18 +6,25 @@ method is reported, and the run's method is ``measured`` only if every component
 Emissions use the grid intensity from :mod:`model_garden.carbon.grid` (CodeCarbon's own data),
 so the live counters and the final report agree. A resumed run adds its figures to the totals
 carried in the checkpoint.
+
+A run's energy covers all of its time, however short: CodeCarbon only adds energy when it
+samples (every ``measure_power_secs`` and once at ``stop``), so between samples the figure is
+completed with the last sampled power × the time since; and a run CodeCarbon never measured
+(e.g. it could not start its sampler) is estimated from CodeCarbon's own fallback powers ×
+its wall time. A report never says zero for a run that ran.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from model_garden.api.common import CarbonMethod, CarbonReport
 
-from .grid import emissions_kg, grid_intensity
+from .grid import JOULES_PER_KWH, emissions_kg, grid_intensity
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics", "amd_rapl"}
 
@@ -36,6 +43,45 @@ class EnergySplit:
         return EnergySplit(
             self.cpu_kwh + other.cpu_kwh, self.gpu_kwh + other.gpu_kwh, self.ram_kwh + other.ram_kwh
         )
+
+
+@dataclass(frozen=True)
+class PowerSplit:
+    """Watts per component, as last sampled by CodeCarbon."""
+
+    cpu_w: float = 0.0
+    gpu_w: float = 0.0
+    ram_w: float = 0.0
+
+    @property
+    def total_w(self) -> float:
+        return self.cpu_w + self.gpu_w + self.ram_w
+
+    def over(self, seconds: float) -> EnergySplit:
+        """The energy drawn at this power for ``seconds``."""
+        s = max(0.0, seconds) / JOULES_PER_KWH
+        return EnergySplit(self.cpu_w * s, self.gpu_w * s, self.ram_w * s)
+
+
+FALLBACK_POWER = PowerSplit(cpu_w=8.5, gpu_w=0.0, ram_w=10.0)
+"""What CodeCarbon itself assumes with nothing to read: its constant CPU TDP (85 W) at its idle
+floor of 10 %, and its minimum RAM power (two 5 W modules). Used only for a run it never
+sampled, and the report then says ``estimated``."""
+
+
+def whole_run_energy(
+    sampled: EnergySplit, power: PowerSplit, unsampled_s: float, elapsed_s: float
+) -> tuple[EnergySplit, bool]:
+    """(energy over the whole run, whether the fallback power was used).
+
+    ``sampled`` is CodeCarbon's integral up to its last sample, ``unsampled_s`` the time since
+    that sample (drawn at the last sampled ``power``). If that still adds up to nothing for a
+    run that lasted ``elapsed_s`` > 0, the run is estimated at :data:`FALLBACK_POWER`.
+    """
+    energy = sampled + power.over(unsampled_s)
+    if energy.total_kwh > 0 or elapsed_s <= 0:
+        return energy, False
+    return FALLBACK_POWER.over(elapsed_s), True
 
 
 def component_methods(hardware: list[Any]) -> dict[str, CarbonMethod]:
@@ -102,10 +148,13 @@ class TrainingCarbonTracker:
         self._methods: dict[str, CarbonMethod] = {}
         self._lock = threading.Lock()
         self._final: EnergySplit | None = None
+        self._started: float | None = None
+        self._fallback = False
 
     def start(self) -> None:
         from codecarbon import OfflineEmissionsTracker
 
+        self._started = time.perf_counter()
         logging.getLogger("codecarbon").setLevel(logging.ERROR)
         kwargs: dict[str, Any] = {
             "country_iso_code": self.country,
@@ -126,20 +175,36 @@ class TrainingCarbonTracker:
         self._tracker.start()
         self._methods = component_methods(list(getattr(self._tracker, "_hardware", [])))
 
-    def _this_run(self) -> EnergySplit:
-        if self._final is not None:
-            return self._final
+    def _sampled(self) -> tuple[EnergySplit, PowerSplit, float]:
+        """CodeCarbon's totals, its last sampled powers, and seconds since that sample."""
         t = self._tracker
-        if t is None:
-            return EnergySplit()
-        return EnergySplit(
+        sampled = EnergySplit(
             float(t._total_cpu_energy.kWh),
             float(t._total_gpu_energy.kWh),
             float(t._total_ram_energy.kWh),
         )
+        power = PowerSplit(
+            _watts(getattr(t, "_cpu_power", None)),
+            _watts(getattr(t, "_gpu_power", None)),
+            _watts(getattr(t, "_ram_power", None)),
+        )
+        last = getattr(t, "_last_measured_time", None)
+        since = time.perf_counter() - last if isinstance(last, float) else 0.0
+        return sampled, power, since
+
+    def _this_run(self) -> EnergySplit:
+        if self._final is not None:
+            return self._final
+        if self._tracker is None or self._started is None:
+            return EnergySplit()
+        sampled, power, since = self._sampled()
+        energy, self._fallback = whole_run_energy(
+            sampled, power, since, time.perf_counter() - self._started
+        )
+        return energy
 
     def energy(self) -> EnergySplit:
-        """Cumulative energy: earlier attempts (from the checkpoint) + this process so far."""
+        """Cumulative energy: earlier attempts (from the checkpoint) + this process up to now."""
         with self._lock:
             return self.previous + self._this_run()
 
@@ -148,16 +213,21 @@ class TrainingCarbonTracker:
 
     @property
     def methods(self) -> dict[str, CarbonMethod]:
+        if self._fallback:
+            return dict.fromkeys(self._methods or ("cpu", "ram"), CarbonMethod.ESTIMATED)
         return dict(self._methods) or {"cpu": CarbonMethod.ESTIMATED, "ram": CarbonMethod.ESTIMATED}
 
     def stop(self) -> CarbonReport:
+        """Take CodeCarbon's last sample and freeze the figure (idempotent: later calls and
+        ``report()`` return the same report)."""
         if self._tracker is not None and self._final is None:
-            self._tracker.stop()
+            self._tracker.stop()  # samples once more: the tail since its last sample
             with self._lock:
-                t = self._tracker
-                self._final = EnergySplit(
-                    float(t._total_cpu_energy.kWh),
-                    float(t._total_gpu_energy.kWh),
-                    float(t._total_ram_energy.kWh),
-                )
+                self._final = self._this_run()
         return self.report()
+
+
+def _watts(power: Any) -> float:
+    """Watts of a CodeCarbon ``Power`` (kW inside), 0 when there is none yet."""
+    kw = getattr(power, "kW", None)
+    return float(kw) * 1000.0 if isinstance(kw, int | float) else 0.0

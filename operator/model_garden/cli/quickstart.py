@@ -39,6 +39,7 @@ from model_garden.api.contracts import (
     TrainingRuntime,
     write_document,
 )
+from model_garden.api.finetunejob import TrainingCarbonStatus
 from model_garden.demo.data import alpaca_rows, write_jsonl
 from model_garden.runtime import RuntimeMissing, runtime_env, runtime_python
 
@@ -292,7 +293,7 @@ def quickstart(home: Path | None, steps: int, country: str, method: str) -> None
         result.reason or result.outcome,
         result.message,
     )
-    job.status.carbon = result.carbon
+    job.status.carbon = TrainingCarbonStatus.of(result.carbon)
     job.status.backend = result.backend
     if result.outcome != "Succeeded":
         store.save(job)

@@ -76,8 +76,47 @@ class OperatorMetrics:
             self._server.server_close()
             self._server = None
 
+    def _per_resource(self, kind: str) -> list[Gauge]:
+        """The gauges with one series per resource of ``kind`` (labelled namespace, name)."""
+        return {
+            "FineTuneJob": [self.job_energy, self.job_emissions],
+            "InferenceDeployment": [self.serving_energy, self.serving_emissions],
+            "ModelVersion": [self.model_emissions],
+        }.get(kind, [])
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        """Remove every series of a deleted resource (else /metrics reports it forever).
+
+        Works on prometheus_client's public ``collect()``/``remove()``, whatever other labels a
+        series carries (a ModelVersion's ``model``).
+        """
+        for gauge in self._per_resource(kind):
+            for labels in _series_labels(gauge):
+                if labels.get("namespace") == namespace and labels.get("name") == name:
+                    gauge.remove(*labels.values())  # samples list labels in label order
+
+    def _forget_absent(self, kind: str, present: set[tuple[str, str]]) -> None:
+        for gauge in self._per_resource(kind):
+            for labels in _series_labels(gauge):
+                key = (labels.get("namespace", ""), labels.get("name", ""))
+                if key not in present:
+                    gauge.remove(*labels.values())  # samples list labels in label order
+
     def observe_statuses(self, kind: str, bodies: list[dict[str, Any]]) -> None:
-        """Recount resources per condition and refresh the carbon gauges from their statuses."""
+        """Recount resources per condition and refresh the carbon gauges from their statuses.
+
+        ``bodies`` are all resources of ``kind``: series of resources not among them are removed.
+        """
+        self._forget_absent(
+            kind,
+            {
+                (
+                    (b.get("metadata") or {}).get("namespace", ""),
+                    (b.get("metadata") or {}).get("name", ""),
+                )
+                for b in bodies
+            },
+        )
         counts: dict[tuple[str, str], int] = {
             (t, s): 0 for t in CONDITION_TYPES for s in ("True", "False", "Unknown")
         }
@@ -108,3 +147,12 @@ class OperatorMetrics:
                 )
         for (ctype, cstatus), count in counts.items():
             self.conditions.labels(kind, ctype, cstatus).set(count)
+
+
+def _series_labels(gauge: Gauge) -> list[dict[str, str]]:
+    """The label sets of a labelled gauge's series (from its public collect())."""
+    out = []
+    for metric in gauge.collect():
+        for sample in metric.samples:
+            out.append(dict(sample.labels))
+    return out

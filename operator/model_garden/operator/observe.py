@@ -1,7 +1,11 @@
-"""Small, pure readers of observed objects (Jobs, Pods, Deployments) shared by the planners."""
+"""Small, pure readers of observed built-in objects (Jobs, Pods, Deployments) shared by the planners.
+
+Our own kinds are parsed into their models; only Kubernetes' built-in kinds are read as dicts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +24,7 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def condition(obj: dict[str, Any] | None, type: str) -> dict[str, Any] | None:
+def condition(obj: Mapping[str, Any] | None, type: str) -> dict[str, Any] | None:
     """The ``status.conditions`` entry of ``type`` of a Kubernetes object, if any."""
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
         if cond.get("type") == type:
@@ -28,12 +32,29 @@ def condition(obj: dict[str, Any] | None, type: str) -> dict[str, Any] | None:
     return None
 
 
-def condition_true(obj: dict[str, Any] | None, type: str) -> bool:
+def condition_true(obj: Mapping[str, Any] | None, type: str) -> bool:
     cond = condition(obj, type)
     return cond is not None and cond.get("status") == "True"
 
 
-def job_finished(job: dict[str, Any] | None) -> str | None:
+def owner_uid(obj: Mapping[str, Any], label: str, kind: str | None = None) -> str | None:
+    """The uid of the resource that owns a child: its uid label, else its controller reference
+    (of ``kind`` when given: a pod's controller is its Job or ReplicaSet, not our resource).
+
+    Children are matched to owners by uid, never by name: a resource recreated under the same
+    name must not adopt what its predecessor left behind.
+    """
+    meta = obj.get("metadata") or {}
+    value = (meta.get("labels") or {}).get(label)
+    if value:
+        return str(value)
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and kind in (None, ref.get("kind")):
+            return str(ref.get("uid"))
+    return None
+
+
+def job_finished(job: Mapping[str, Any] | None) -> str | None:
     """ "Complete", "Failed" or None for a batch/v1 Job."""
     if condition_true(job, "Complete"):
         return "Complete"
@@ -42,7 +63,7 @@ def job_finished(job: dict[str, Any] | None) -> str | None:
     return None
 
 
-def job_active(job: dict[str, Any]) -> bool:
+def job_active(job: Mapping[str, Any]) -> bool:
     """A Job that holds (or is about to hold) compute: not finished and not suspended."""
     return job_finished(job) is None and not (job.get("spec") or {}).get("suspend", False)
 
@@ -99,6 +120,7 @@ def trim(obj: dict[str, Any]) -> dict[str, Any]:
         "generation",
         "resourceVersion",
         "finalizers",
+        "ownerReferences",
     )
     out: dict[str, Any] = {
         "apiVersion": obj.get("apiVersion"),

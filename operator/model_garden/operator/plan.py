@@ -12,20 +12,23 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-OPERATOR_NAME = "model-garden-operator"
-LABEL_FTJ = "modelgarden.dev/fine-tune-job"
-LABEL_FTJ_UID = "modelgarden.dev/fine-tune-job-uid"
-LABEL_MODEL = "modelgarden.dev/model"
-LABEL_MV = "modelgarden.dev/model-version"
-LABEL_IDEP = "modelgarden.dev/inference-deployment"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_EXPERIMENT = "modelgarden.dev/experiment"
-LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
-ANNOTATION_VERSION = "modelgarden.dev/model-version"
-ANNOTATION_CONFIG_HASH = "modelgarden.dev/config-hash"
-FINALIZER_IN_USE = "modelgarden.dev/in-use-protection"
-FIELD_MANAGER = OPERATOR_NAME
+from model_garden.api.labels import FIELD_MANAGER, LABEL_FTJ_UID, MANAGED_BY, OPERATOR_NAME
+
+# The executor (and older imports) read these names here; they are defined in api.labels.
+__all__ = [
+    "FIELD_MANAGER",
+    "LABEL_FTJ_UID",
+    "MANAGED_BY",
+    "OPERATOR_NAME",
+    "Event",
+    "ObjectRef",
+    "Plan",
+    "child_meta",
+    "child_name",
+    "is_subset",
+    "owner_reference",
+    "stable_hash",
+]
 
 EventType = Literal["Normal", "Warning"]
 
@@ -158,9 +161,3 @@ def is_subset(desired: Any, observed: Any) -> bool:
     if isinstance(desired, (int, float)) and isinstance(observed, (int, float)):
         return desired == observed
     return bool(desired == observed) or (str(desired) == str(observed) and desired is not None)
-
-
-def status_patch(current: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any] | None:
-    """The top-level status fields of ``desired`` that differ from ``current`` (None: no change)."""
-    changed = {k: v for k, v in desired.items() if current.get(k) != v}
-    return changed or None

@@ -1,98 +1,83 @@
 """HTTP polls of running pods: the trainer's /progress and the serving meter's carbon report.
 
-The accumulation of meter readings into ``status.carbon`` is a pure function: each pod reports
-totals since it started, so the operator adds per-pod deltas and a restarted pod (totals going
-down) counts from zero again.
+Every poll is bounded in total time and size. httpx's own timeout applies to each read, so a pod
+that trickles a byte at a time (or streams a huge body) would hold one of the operator's workers
+for as long as it likes; with a handful of such pods every tenant's reconciliation stops. Here
+the whole exchange (connect, headers, body) runs under one deadline, and the body is read only
+up to ``MAX_BODY_BYTES``: past either bound the poll gives up and returns None, as for a pod that
+does not answer.
+
+The accumulation of meter readings into ``status.carbon`` lives in :mod:`.servingcarbon`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import httpx
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
 
 log = logging.getLogger(__name__)
 
+MAX_BODY_BYTES = 64 * 1024
+"""Progress and carbon documents are well under 2 KiB; anything near this is not ours."""
 
-def fetch_progress(ip: str, port: int, timeout: float) -> TrainingProgress | None:
-    """The trainer's /progress, or None when it does not answer (yet)."""
-    try:
-        response = httpx.get(f"http://{ip}:{port}/progress", timeout=timeout)
-        response.raise_for_status()
-        return TrainingProgress.model_validate(response.json())
-    except (httpx.HTTPError, ValueError, ValidationError) as exc:
-        log.debug("no progress from %s:%s: %s", ip, port, exc)
-        return None
+M = TypeVar("M", bound=BaseModel)
 
 
-def fetch_meter(ip: str, port: int, path: str, timeout: float) -> ServingCarbon | None:
-    """The serving meter's cumulative ServingCarbon, or None when it does not answer."""
-    try:
-        response = httpx.get(f"http://{ip}:{port}{path}", timeout=timeout)
-        response.raise_for_status()
-        return ServingCarbon.model_validate(response.json())
-    except (httpx.HTTPError, ValueError, ValidationError) as exc:
-        log.debug("no meter reading from %s:%s: %s", ip, port, exc)
-        return None
+class PollRefused(Exception):
+    """The pod answered, but past a bound (size); the message says which."""
 
 
-JOULES_PER_KWH = 3.6e6
+def fetch_progress(
+    ip: str, port: int, timeout: float, max_bytes: int = MAX_BODY_BYTES
+) -> TrainingProgress | None:
+    """The trainer's /progress, or None when it does not answer (yet) within the bounds."""
+    return fetch_document(TrainingProgress, f"http://{ip}:{port}/progress", timeout, max_bytes)
 
 
-@dataclass(frozen=True)
-class Delta:
-    energy_kwh: float = 0.0
-    emissions_kg: float = 0.0
-    tokens: int = 0
+def fetch_meter(
+    ip: str, port: int, path: str, timeout: float, max_bytes: int = MAX_BODY_BYTES
+) -> ServingCarbon | None:
+    """The serving meter's cumulative ServingCarbon, or None when it does not answer in bounds."""
+    return fetch_document(ServingCarbon, f"http://{ip}:{port}{path}", timeout, max_bytes)
 
 
-def accumulate(
-    carbon: dict[str, Any] | None,
-    last: dict[str, ServingCarbon],
-    readings: dict[str, ServingCarbon],
-) -> tuple[dict[str, Any], dict[str, ServingCarbon], Delta]:
-    """New ``status.carbon`` (wire form), the per-pod baselines to keep, and what was added.
+def fetch_document(model: type[M], url: str, timeout: float, max_bytes: int) -> M | None:
+    """GET ``url`` and parse it as ``model``: at most ``timeout`` seconds in all and ``max_bytes``.
 
-    A pod seen for the first time since the operator started contributes nothing until its
-    next reading (its earlier energy may already be counted); a pod whose totals went down was
-    restarted and contributes its whole reading.
+    Runs on its own event loop (the handlers are synchronous, in kopf's worker threads), where a
+    cancelled read stops at once: the deadline holds however slowly the pod sends.
     """
-    energy_j = emissions_g = 0.0
-    tokens = 0
-    method = (carbon or {}).get("method", "estimated")
-    intensity = (carbon or {}).get("gridIntensityGPerKwh")
-    region = (carbon or {}).get("region")
-    for pod, reading in readings.items():
-        previous = last.get(pod)
-        if previous is None:
-            continue
-        if reading.energy_joules < previous.energy_joules:
-            previous = ServingCarbon()
-        energy_j += reading.energy_joules - previous.energy_joules
-        emissions_g += reading.emissions_grams - previous.emissions_grams
-        tokens += max(0, reading.tokens - previous.tokens)
-        method = reading.method
-        intensity = reading.grid_intensity_g_per_kwh or intensity
-        region = reading.region or region
-    delta = Delta(max(0.0, energy_j) / JOULES_PER_KWH, max(0.0, emissions_g) / 1000.0, tokens)
-    total_kwh = float((carbon or {}).get("energyKwh", 0.0)) + delta.energy_kwh
-    total_kg = float((carbon or {}).get("emissionsKg", 0.0)) + delta.emissions_kg
-    total_tokens = int((carbon or {}).get("tokens", 0)) + delta.tokens
-    out: dict[str, Any] = {
-        "energyKwh": total_kwh,
-        "emissionsKg": total_kg,
-        "tokens": total_tokens,
-        "method": method,
-    }
-    if total_tokens:
-        out["gPer1kTokens"] = total_kg * 1000.0 / total_tokens * 1000.0
-    if intensity is not None:
-        out["gridIntensityGPerKwh"] = intensity
-    if region:
-        out["region"] = region
-    return out, dict(readings), delta
+    try:
+        body = asyncio.run(_bounded_get(url, timeout, max_bytes))
+        return model.model_validate_json(body)
+    except TimeoutError:
+        log.warning("%s: no complete answer within %ss; skipped this poll", url, timeout)
+    except PollRefused as exc:
+        log.warning("%s: %s; skipped this poll", url, exc)
+    except (httpx.HTTPError, ValueError, ValidationError) as exc:
+        log.debug("no answer from %s: %s", url, exc)
+    return None
+
+
+async def _bounded_get(url: str, timeout: float, max_bytes: int) -> bytes:
+    async with asyncio.timeout(timeout):
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            # Raw bytes, uncompressed on the wire: the cap is on what we would parse.
+            headers = {"Accept-Encoding": "identity"}
+            async with client.stream("GET", url, headers=headers) as response:
+                response.raise_for_status()
+                declared = response.headers.get("content-length")
+                if declared and declared.isdigit() and int(declared) > max_bytes:
+                    raise PollRefused(f"body of {declared} bytes is over the {max_bytes}-byte cap")
+                body = bytearray()
+                async for chunk in response.aiter_raw():
+                    body += chunk
+                    if len(body) > max_bytes:
+                        raise PollRefused(f"body is over the {max_bytes}-byte cap")
+                return bytes(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,14 @@ def load_client(kubeconfig: str | Path | None = None) -> client.ApiClient:
 
 
 def connection_info(api_client: client.ApiClient) -> kopf.ConnectionInfo:
-    """kopf's credentials, taken from the same ApiClient the executor uses (one identity)."""
+    """kopf's credentials, taken from the same ApiClient the executor uses (one identity).
+
+    The client's refresh hook runs first (in-cluster clients re-read their token file there),
+    so calling this again after a token rotated gives the new token.
+    """
     cfg = api_client.configuration
+    if cfg.refresh_api_key_hook is not None:
+        cfg.refresh_api_key_hook(cfg)
     token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
     if token and token.lower().startswith("bearer "):
         token = token[7:]
@@ -48,22 +55,54 @@ def connection_info(api_client: client.ApiClient) -> kopf.ConnectionInfo:
     )
 
 
+ClientSource = Callable[[], client.ApiClient]
+"""Makes an ApiClient from the credentials' source, read afresh at each call."""
+
+
+def client_source(kubeconfig: str | Path | None) -> ClientSource:
+    """Credentials re-read from the kubeconfig (its token or tokenFile) or the in-cluster
+    token file at every call: tokens rotate (a projected ServiceAccount token does, hourly)."""
+    return lambda: load_client(kubeconfig)
+
+
 def build_registry(
-    api_client: client.ApiClient, settings: OperatorSettings, metrics: OperatorMetrics
+    api_client: client.ApiClient,
+    settings: OperatorSettings,
+    metrics: OperatorMetrics,
+    reload: ClientSource | None = None,
 ) -> tuple[kopf.OperatorRegistry, Context]:
+    """The operator's handlers on a fresh registry.
+
+    kopf calls the login handler at start and again whenever the API server answers 401, so
+    the handler must read the credentials again (``reload``), never return what it read at
+    start; the executor likewise reconnects through ``reload`` on a 401. Without ``reload``
+    both use ``api_client``'s credentials (refreshed by its own hook, as in-cluster clients).
+    """
     registry = kopf.OperatorRegistry()
-    ctx = Context(settings=settings, executor=Executor(api_client), metrics=metrics)
+    ctx = Context(
+        settings=settings,
+        executor=Executor(
+            api_client,
+            timeout=(settings.api_connect_timeout_seconds, settings.api_read_timeout_seconds),
+            reconnect=reload,
+        ),
+        metrics=metrics,
+    )
     register(registry, ctx)
-    info = connection_info(api_client)
 
     @kopf.on.login(registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return info
+    def _login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(reload() if reload is not None else api_client)
 
     return registry, ctx
 
 
-def kopf_settings() -> kopf.OperatorSettings:
+WATCH_SERVER_TIMEOUT = 300
+
+
+def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSettings:
+    """kopf's settings; every kopf request is bounded like the executor's (connect, total)."""
+    operator = operator or OperatorSettings()
     settings = kopf.OperatorSettings()
     # Keep kopf's bookkeeping out of status (the schema is our API) and name it after us.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
@@ -75,7 +114,12 @@ def kopf_settings() -> kopf.OperatorSettings:
     settings.persistence.finalizer = "modelgarden.dev/kopf-finalizer"
     settings.posting.enabled = False  # the executor posts our events, with our reasons
     settings.scanning.disabled = True  # no CRD/namespace watching: fixed resources, less RBAC
-    settings.watching.server_timeout = 300
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    # A watch stream silent past the server's own timeout is dead: drop it and re-watch.
+    settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
+    settings.watching.connect_timeout = operator.api_connect_timeout_seconds
+    settings.networking.connect_timeout = operator.api_connect_timeout_seconds
+    settings.networking.request_timeout = operator.api_read_timeout_seconds
     settings.execution.max_workers = 8
     return settings
 
@@ -88,10 +132,13 @@ class OperatorThread:
         api_client: client.ApiClient,
         settings: OperatorSettings | None = None,
         liveness_endpoint: str | None = None,
+        reload: ClientSource | None = None,
     ) -> None:
         self.settings = settings or OperatorSettings()
         self.metrics = OperatorMetrics()
-        self.registry, self.context = build_registry(api_client, self.settings, self.metrics)
+        self.registry, self.context = build_registry(
+            api_client, self.settings, self.metrics, reload
+        )
         self.liveness_endpoint = liveness_endpoint
         self._stop = threading.Event()
         self._ready = threading.Event()
@@ -105,7 +152,7 @@ class OperatorThread:
             asyncio.run(
                 kopf.operator(
                     registry=self.registry,
-                    settings=kopf_settings(),
+                    settings=kopf_settings(self.settings),
                     clusterwide=not self.settings.namespaces,
                     namespaces=self.settings.namespaces,
                     standalone=True,
@@ -155,13 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     settings = OperatorSettings()
     api_client = load_client(args.kubeconfig)
     metrics = OperatorMetrics()
-    registry, _ctx = build_registry(api_client, settings, metrics)
+    registry, _ctx = build_registry(
+        api_client, settings, metrics, reload=client_source(args.kubeconfig)
+    )
     metrics.serve(settings.metrics_port)
     liveness = f"http://0.0.0.0:{settings.health_port}/healthz" if settings.health_port else None
     asyncio.run(
         kopf.operator(
             registry=registry,
-            settings=kopf_settings(),
+            settings=kopf_settings(settings),
             clusterwide=not settings.namespaces,
             namespaces=settings.namespaces,
             standalone=True,

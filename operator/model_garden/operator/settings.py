@@ -58,6 +58,47 @@ class OperatorSettings(BaseSettings):
         description="A pod unschedulable or failing to pull its image this long fails the job.",
     )
     http_timeout_seconds: float = 3.0
+    api_connect_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Bound on connecting to the API server, per executor call.",
+    )
+    api_read_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Bound on waiting for the API server's answer, per executor call.",
+    )
+    policy_namespace: str = Field(
+        default="model-garden-system",
+        description="Namespace of the admin policy ConfigMap (the operator's namespace).",
+    )
+    policy_config_map: str = Field(
+        default="model-garden-policy",
+        description="Name of the admin policy ConfigMap; absent: the documented default policy.",
+    )
+    operator_namespace: str = Field(
+        default="model-garden-system",
+        description="Where the operator's pods run (NetworkPolicies let them reach the meter).",
+    )
+    operator_pod_labels: dict[str, str] = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "model-garden-operator"},
+        description="Labels of the operator's pods (NetworkPolicies let them reach the meter).",
+    )
+    tmp_size_limit: str = Field(
+        default="4Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(k|Ki|M|Mi|G|Gi|T|Ti)?$",
+        description="sizeLimit of the /tmp emptyDir of every pod.",
+    )
+    cache_size_limit: str = Field(
+        default="100Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(k|Ki|M|Mi|G|Gi|T|Ti)?$",
+        description="sizeLimit of the cache emptyDir (Hub downloads of base models land there).",
+    )
+    ephemeral_storage_request: str = Field(
+        default="10Gi",
+        pattern=r"^[0-9]+(\.[0-9]+)?(k|Ki|M|Mi|G|Gi|T|Ti)?$",
+        description="ephemeral-storage every pod requests (the scheduler places it where it fits).",
+    )
     metrics_port: int = Field(default=8080, description="Prometheus /metrics; 0 disables it.")
     health_port: int = Field(default=8081, description="kopf liveness /healthz; 0 disables it.")
     namespaces: list[str] = Field(

@@ -7,9 +7,11 @@ are (baked into the image or local mode); ``s3://`` and hub ids are passed throu
 
 from __future__ import annotations
 
-import re
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from model_garden.api.common import split_uri
 
 MOUNT_ROOT = "/mnt/model-garden"
 
@@ -24,10 +26,10 @@ class Location:
 
 def resolve(uri: str) -> Location:
     """``pvc://claim/a/b`` -> /mnt/model-garden/claim/a/b (claim ``claim``); file:// -> its path."""
-    match = re.match(r"^([a-z0-9]+)://(.*)$", uri)
-    if not match:
+    try:
+        scheme, rest = split_uri(uri)  # the one URI pattern, in model_garden.api
+    except ValueError:
         return Location(uri)  # a hub id or a plain path
-    scheme, rest = match.groups()
     if scheme == "pvc":
         claim, _, sub = rest.partition("/")
         path = f"{MOUNT_ROOT}/{claim}" + (f"/{sub.strip('/')}" if sub.strip("/") else "")
@@ -43,19 +45,89 @@ def join_uri(base: str, *parts: str) -> str:
 
 
 def claim_volume_name(claim: str) -> str:
-    return f"claim-{claim}"[:63].rstrip("-.")
+    """The pod volume for a claim: a DNS-1123 label, distinct for distinct claims.
+
+    Claim names are subdomains (dots, up to 253 characters) while volume names are labels: a
+    name that had to change (dots, length) gets a hash of the claim so two claims never share it.
+    """
+    plain = f"claim-{claim}"
+    if "." not in claim and len(plain) <= 63:
+        return plain
+    digest = hashlib.sha256(claim.encode()).hexdigest()[:10]
+    stem = plain.replace(".", "-")[: 63 - len(digest) - 1].rstrip("-")
+    return f"{stem}-{digest}"
+
+
+class UnsafePath(ValueError):
+    """A claim path that would leave its claim (``..``); kubelet refuses it as a subPath too."""
+
+
+def claim_sub_path(location: Location) -> str:
+    """The path inside the claim (``""`` for the whole claim), normalised, never escaping it."""
+    assert location.claim is not None
+    root = f"{MOUNT_ROOT}/{location.claim}"
+    rest = location.path.removeprefix(root).strip("/")
+    parts = [p for p in rest.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePath(f"pvc://{location.claim}/{rest}: '..' may not appear in a claim path")
+    return "/".join(parts)
+
+
+def _covers(outer: str, inner: str) -> bool:
+    """True when ``inner`` is ``outer`` or lies below it ("" is the whole claim)."""
+    return outer == "" or inner == outer or inner.startswith(outer + "/")
 
 
 @dataclass
 class Mounts:
-    """The claims a pod needs, each mounted once; read-only unless some use writes to it."""
+    """The claim paths a pod needs, each mounted by itself (``subPath``), read-only unless written.
 
-    claims: dict[str, bool] = field(default_factory=dict)  # claim -> writable
+    Why not the whole claim: a trainer that mounted the artifacts claim read-write could change
+    every published version and every other job's checkpoints. Each path is mounted at the
+    same place as before (``/mnt/model-garden/<claim>/<path>``), so configs do not change; a
+    path is left out when a mount above it already gives at least the same access. One volume
+    per claim, read-only when no path of it is written.
+    """
+
+    paths: dict[tuple[str, str], bool] = field(default_factory=dict)  # (claim, sub) -> writable
 
     def add(self, location: Location, writable: bool = False) -> str:
+        """Mount ``location`` (if on a claim) and return its path in the pod.
+
+        Raises UnsafePath for a path with ``..``.
+        """
         if location.claim:
-            self.claims[location.claim] = self.claims.get(location.claim, False) or writable
+            key = (location.claim, claim_sub_path(location))
+            self.paths[key] = self.paths.get(key, False) or writable
         return location.path
+
+    def add_claim(self, claim: str) -> None:
+        """Mount a whole claim read-only (e.g. adapters loaded at run time from anywhere on it)."""
+        key = (claim, "")
+        self.paths[key] = self.paths.get(key, False)
+
+    @property
+    def claims(self) -> dict[str, bool]:
+        """claim -> whether any of its paths is writable (one volume per claim)."""
+        out: dict[str, bool] = {}
+        for (claim, _sub), writable in self.paths.items():
+            out[claim] = out.get(claim, False) or writable
+        return out
+
+    def _needed(self) -> list[tuple[str, str, bool]]:
+        """Paths not already covered by another mount with at least the same access."""
+        out = []
+        for (claim, sub), writable in sorted(self.paths.items()):
+            covered = any(
+                other_claim == claim
+                and other_sub != sub
+                and _covers(other_sub, sub)
+                and (other_writable or not writable)
+                for (other_claim, other_sub), other_writable in self.paths.items()
+            )
+            if not covered:
+                out.append((claim, sub, writable))
+        return out
 
     def volumes(self) -> list[dict[str, Any]]:
         return [
@@ -67,11 +139,15 @@ class Mounts:
         ]
 
     def volume_mounts(self) -> list[dict[str, Any]]:
-        return [
-            {
+        """Shallow paths first, so a writable folder mounted inside a read-only one lands on top."""
+        mounts = []
+        for claim, sub, writable in sorted(self._needed(), key=lambda n: (n[1].count("/"), n)):
+            mount: dict[str, Any] = {
                 "name": claim_volume_name(claim),
-                "mountPath": f"{MOUNT_ROOT}/{claim}",
+                "mountPath": f"{MOUNT_ROOT}/{claim}" + (f"/{sub}" if sub else ""),
                 "readOnly": not writable,
             }
-            for claim, writable in sorted(self.claims.items())
-        ]
+            if sub:
+                mount["subPath"] = sub
+            mounts.append(mount)
+        return mounts

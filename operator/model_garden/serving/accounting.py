@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from model_garden.api.common import CarbonMethod
 from model_garden.api.contracts import ServingCarbon
@@ -67,6 +67,7 @@ class MeterState(BaseModel):
     idle_energy_joules: float = 0.0
     emissions_grams: float = 0.0
     active_emissions_grams: float = 0.0
+    idle_emissions_grams: float = 0.0
     prompt_tokens: int = 0
     generation_tokens: int = 0
     requests: int = 0
@@ -77,6 +78,13 @@ class MeterState(BaseModel):
     vllm_start_time: float | None = None
     vllm_restarts: int = 0
     updated_at: float = 0.0
+
+    @model_validator(mode="after")
+    def _split_old_files(self) -> MeterState:
+        """State files written before the idle split: idle is what active does not cover."""
+        if self.idle_emissions_grams == 0.0 and self.emissions_grams > self.active_emissions_grams:
+            self.idle_emissions_grams = self.emissions_grams - self.active_emissions_grams
+        return self
 
 
 def counter_delta(previous: float, current: float, restarted: bool) -> float:
@@ -90,6 +98,7 @@ def counter_delta(previous: float, current: float, restarted: bool) -> float:
 class _WindowEntry:
     t: float
     active_joules: float
+    active_grams: float
     tokens: int
 
 
@@ -184,8 +193,11 @@ class Accountant:
             s.active_emissions_grams += grams
         else:
             s.idle_energy_joules += joules
+            s.idle_emissions_grams += grams
         s.updated_at = now
-        self._window.append(_WindowEntry(now, joules if active else 0.0, tokens))
+        self._window.append(
+            _WindowEntry(now, joules if active else 0.0, grams if active else 0.0, tokens)
+        )
         while self._window and self._window[0].t < now - self.window_s:
             self._window.popleft()
 
@@ -195,29 +207,46 @@ class Accountant:
     def tokens(self) -> int:
         return self.state.prompt_tokens + self.state.generation_tokens
 
+    def window_totals(self) -> tuple[float, float, int]:
+        """(active J, active g CO2e, tokens) over the sliding window."""
+        return (
+            sum(e.active_joules for e in self._window),
+            sum(e.active_grams for e in self._window),
+            sum(e.tokens for e in self._window),
+        )
+
     def window_figures(self) -> tuple[float | None, float | None, int]:
         """(J/token, g CO2e per 1k tokens, tokens) over the sliding window; None without tokens."""
-        tokens = sum(e.tokens for e in self._window)
+        joules, grams, tokens = self.window_totals()
         if tokens == 0:
             return None, None, 0
-        joules = sum(e.active_joules for e in self._window)
-        per_token = joules / tokens
-        return per_token, per_token * 1000 / JOULES_PER_KWH * self.intensity, tokens
+        return joules / tokens, grams * 1000 / tokens, tokens
 
     def carbon(self) -> ServingCarbon:
-        """The ServingCarbon document: cumulative totals, per-token figures over active energy."""
+        """The ServingCarbon document: cumulative totals split active/idle, and the window.
+
+        Totals are written as the sum of their parts, so ``energy = active + idle`` holds exactly
+        on the wire and the operator's sums of deltas add up to the meter's figures.
+        """
         s = self.state
-        tokens = self.tokens
+        w_joules, w_grams, w_tokens = self.window_totals()
+        per_token, per_1k, _ = self.window_figures()
         return ServingCarbon(
-            energy_joules=s.energy_joules,
+            energy_joules=s.active_energy_joules + s.idle_energy_joules,
             active_energy_joules=s.active_energy_joules,
             idle_energy_joules=s.idle_energy_joules,
-            emissions_grams=s.emissions_grams,
+            emissions_grams=s.active_emissions_grams + s.idle_emissions_grams,
+            active_emissions_grams=s.active_emissions_grams,
+            idle_emissions_grams=s.idle_emissions_grams,
             prompt_tokens=s.prompt_tokens,
             generation_tokens=s.generation_tokens,
             requests=s.requests,
-            joules_per_token=s.active_energy_joules / tokens if tokens else None,
-            grams_per_1k_tokens=s.active_emissions_grams * 1000 / tokens if tokens else None,
+            window_seconds=self.window_s,
+            window_active_energy_joules=w_joules,
+            window_active_emissions_grams=w_grams,
+            window_tokens=w_tokens,
+            joules_per_token=per_token,
+            grams_per_1k_tokens=per_1k,
             grid_intensity_g_per_kwh=self.intensity,
             country=self.country,
             region=self.region,

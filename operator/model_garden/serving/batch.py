@@ -86,6 +86,9 @@ def carbon_delta(before: ServingCarbon, after: ServingCarbon) -> ServingCarbon:
     energy = max(0.0, after.energy_joules - before.energy_joules)
     active = max(0.0, after.active_energy_joules - before.active_energy_joules)
     grams = max(0.0, after.emissions_grams - before.emissions_grams)
+    active_grams = min(
+        grams, max(0.0, after.active_emissions_grams - before.active_emissions_grams)
+    )
     prompt = max(0, after.prompt_tokens - before.prompt_tokens)
     generation = max(0, after.generation_tokens - before.generation_tokens)
     tokens = prompt + generation
@@ -94,6 +97,8 @@ def carbon_delta(before: ServingCarbon, after: ServingCarbon) -> ServingCarbon:
         active_energy_joules=active,
         idle_energy_joules=max(0.0, energy - active),
         emissions_grams=grams,
+        active_emissions_grams=active_grams,
+        idle_emissions_grams=max(0.0, grams - active_grams),
         prompt_tokens=prompt,
         generation_tokens=generation,
         requests=max(0, after.requests - before.requests),
@@ -311,6 +316,7 @@ def measure(
         energy_joules=joules,
         active_energy_joules=joules,
         emissions_grams=grams,
+        active_emissions_grams=grams,
         prompt_tokens=prompt,
         generation_tokens=completion,
         requests=sum(1 for r in results if r.status_code == 200),

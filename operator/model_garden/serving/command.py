@@ -25,11 +25,18 @@ CPU_ENV = {
 """On CPU: offline, no telemetry, a 1 GiB KV cache (vLLM's default, 4 GiB, is sized for servers)."""
 
 COMMON_ENV = {
-    "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
     "VLLM_NO_USAGE_STATS": "1",
     "DO_NOT_TRACK": "1",
 }
-"""Everywhere: adapters can be loaded and dropped at run time (the config watcher needs it)."""
+"""Everywhere: no telemetry."""
+
+RUNTIME_LORA_ENV = {"VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"}
+"""Only with ``dynamic_adapters``: vLLM then serves ``/v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter``, which replace what a name serves, so they need the API key."""
+
+VLLM_API_KEY_ENV = "VLLM_API_KEY"
+"""vLLM reads its API key from this variable when ``--api-key`` is absent. The key never goes on
+the command line: argv is readable by every process on the node (``/proc/<pid>/cmdline``)."""
 
 CPU_DEFAULT_ARGS = ("--enforce-eager",)
 """CPU-only defaults while LoRA is on (before extra args, so a user can still override them).
@@ -44,7 +51,14 @@ NO_LORA = "--no-enable-lora"
 
 
 def lora_enabled(config: ServingConfig) -> bool:
-    return NO_LORA not in config.spec.engine.extra_args
+    """LoRA is on when adapters may be served: some are listed, or they can be loaded at run time.
+
+    vLLM cannot turn LoRA on later, so dynamic adapters need it from the start; without them and
+    with no adapter listed, LoRA only costs speed (and on CPU, torch.compile).
+    """
+    if NO_LORA in config.spec.engine.extra_args:
+        return False
+    return config.dynamic_adapters or bool(config.adapters)
 
 
 class ServingError(ValueError):
@@ -54,8 +68,9 @@ class ServingError(ValueError):
 @dataclass(frozen=True)
 class VllmCommand:
     argv: list[str]
+    """Never holds the API key: argv is safe to log (extra args aside, see :func:`redact`)."""
     env: dict[str, str] = field(default_factory=dict)
-    """Variables to add to the inherited environment (never the API key itself)."""
+    """Variables to add to the inherited environment; the API key travels here, never logged."""
     device: str = "cpu"
 
 
@@ -86,13 +101,28 @@ def build_vllm_command(
 ) -> VllmCommand:
     """The vLLM OpenAI server's argv and env for ``config`` on ``device`` (``cpu`` or ``cuda``).
 
-    ``api_key`` is the value read from ``config.api_key_env`` by the caller; it goes on the
-    command line because that is the only way vLLM takes it. ``cpu_flags`` (default: read from
-    /proc/cpuinfo) decide the CPU dtype, see :func:`effective_dtype`.
+    ``api_key`` is the value the caller read (from ``config.api_key_file`` or
+    ``config.api_key_env``); it goes to vLLM as ``VLLM_API_KEY``, never on the command line.
+    ``cpu_flags`` (default: read from /proc/cpuinfo) decide the CPU dtype, see
+    :func:`effective_dtype`.
     """
     if device not in ("cpu", "cuda"):
         raise ServingError(f"device: {device!r} must be cpu or cuda once resolved")
     engine = config.spec.engine
+    if "--api-key" in engine.extra_args or any(
+        a.startswith("--api-key=") for a in engine.extra_args
+    ):
+        raise ServingError(
+            "spec.engine.extraArgs: --api-key would put the key on the command line; "
+            "use spec.apiKeySecret"
+        )
+    if config.dynamic_adapters and not api_key:
+        raise ServingError(
+            "dynamicAdapters: loading adapters at run time lets any client replace what a name "
+            f"serves, so it needs an API key (set spec.apiKeySecret; none in ${config.api_key_env}"
+            + (f" or {config.api_key_file}" if config.api_key_file else "")
+            + ")"
+        )
     argv = [
         python,
         "-m",
@@ -122,14 +152,16 @@ def build_vllm_command(
     elif engine.tensor_parallel_size != 1:
         raise ServingError("spec.engine.tensorParallelSize: must be 1 on CPU")
     argv += lora_args(config)
-    if api_key:
-        argv += ["--api-key", api_key]
     if device == "cpu" and lora_enabled(config):
         argv += [a for a in CPU_DEFAULT_ARGS if a not in engine.extra_args]
     argv += list(engine.extra_args)
     env = dict(COMMON_ENV)
     if device == "cpu":
         env.update(CPU_ENV)
+    if config.dynamic_adapters:
+        env.update(RUNTIME_LORA_ENV)
+    if api_key:
+        env[VLLM_API_KEY_ENV] = api_key
     return VllmCommand(argv=argv, env=env, device=device)
 
 
@@ -160,16 +192,23 @@ def effective_dtype(dtype: str, device: str, cpu_flags: frozenset[str] | None = 
 
 
 def lora_args(config: ServingConfig) -> list[str]:
-    """``--enable-lora`` with the adapters of the config (always on, so adapters can be hot-added).
+    """``--enable-lora`` with the adapters of the config, when :func:`lora_enabled`.
 
-    LoRA is enabled even with no adapter listed: vLLM cannot turn it on later, and the config
-    watcher must be able to add the first adapter without a restart. ``--no-enable-lora`` in the
-    extra args opts out (a merged model that will never carry adapters serves faster without).
+    Without ``dynamic_adapters`` the listed adapters are all vLLM will ever serve (a change to
+    the list rolls the pods). With it, LoRA is on even with no adapter listed, so the config
+    watcher can add the first one without a restart. ``--no-enable-lora`` in the extra args
+    forbids both.
     """
     engine = config.spec.engine
-    if not lora_enabled(config):
+    if NO_LORA in engine.extra_args:
         if config.adapters:
             raise ServingError("adapters: listed, but spec.engine.extraArgs turns LoRA off")
+        if config.dynamic_adapters:
+            raise ServingError(
+                "dynamicAdapters: needs LoRA, but spec.engine.extraArgs turns it off"
+            )
+        return []
+    if not lora_enabled(config):
         return []
     names = [a.name for a in config.adapters]
     if len(set(names)) != len(names):
@@ -197,7 +236,7 @@ def _fraction_arg(value: str, field_name: str) -> str:
 
 
 def redact(argv: list[str]) -> list[str]:
-    """argv fit for a log line: the API key's value replaced."""
+    """argv fit for a log line: an API key's value replaced (belt and braces: none should be)."""
     out = list(argv)
     for i, arg in enumerate(out[:-1]):
         if arg == "--api-key":

@@ -1,8 +1,12 @@
-"""The serving pod's entry point: start vLLM and the carbon meter, hot-swap adapters, relay signals.
+"""The serving pod's entry point: start vLLM and the carbon meter, follow the config, relay signals.
 
 ``python -m model_garden.serving --config FILE``. Nothing of ours sits in the request path:
 clients talk to vLLM's OpenAI server directly (its ``/health`` is the probe), the meter scrapes
 vLLM on the side, and this process only supervises. It exits with vLLM's status.
+
+It restarts vLLM (not the pod, not the meter) when the API key file holds a new key, and with
+``dynamic_adapters`` loads and drops adapters as the config changes; without, a changed adapter
+list is for the operator to roll out.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from pydantic import ValidationError
 from model_garden.api.contracts import ServedArtifact, ServingConfig, read_document
 
 from .adapters import apply_plan, plan_adapters
-from .command import build_vllm_command, lora_enabled, redact, resolve_device
+from .apikey import KeyFileWatch, resolve_api_key
+from .command import ServingError, build_vllm_command, lora_enabled, redact, resolve_device
 from .meter import default_state_file
 
 log = logging.getLogger("model_garden.serving")
 STOP_GRACE_S = 30.0
+KEY_POLL_S = 1.0
 
 
 def exit_status(returncode: int) -> int:
@@ -75,6 +81,8 @@ class ConfigWatcher:
     ) -> None:
         self.path = path
         self.config = config
+        self.dynamic = config.dynamic_adapters
+        """As vLLM was started: runtime loading cannot be switched on or off without a restart."""
         self.interval = interval
         self.loaded: list[ServedArtifact] = list(config.adapters)
         self.desired: list[ServedArtifact] = list(config.adapters)
@@ -128,6 +136,14 @@ class ConfigWatcher:
         plan = plan_adapters(self.loaded, self.desired)
         if plan.empty:
             return
+        if not self.dynamic:
+            log.warning(
+                "adapters changed, but dynamic adapters are off: vLLM keeps serving %s until "
+                "the pod is replaced",
+                [a.name for a in self.loaded] or "no adapter",
+            )
+            self.desired = list(self.loaded)
+            return
         if not lora_enabled(self.config):
             log.error("adapters changed but LoRA is off (--no-enable-lora): restart to serve them")
             self.desired = list(self.loaded)
@@ -159,7 +175,8 @@ class Launcher:
         self.config = read_document(ServingConfig, self.config_path)
         self.python: str = args.python or sys.executable
         self.device = resolve_device(self.config.device)
-        self.api_key = os.environ.get(self.config.api_key_env) or None
+        self.api_key = resolve_api_key(self.config.api_key_file, self.config.api_key_env)
+        self.key_watch = KeyFileWatch(self.config.api_key_file, self.api_key)
         self.state_file: Path = args.state_file or default_state_file(
             self.config.deployment.namespace, self.config.deployment.name
         )
@@ -167,6 +184,7 @@ class Launcher:
         self.meter_interval: float = args.meter_interval
         self.vllm: subprocess.Popen[bytes] | None = None
         self.meter: subprocess.Popen[bytes] | None = None
+        self.watcher: ConfigWatcher | None = None
         self.stop_signal: int | None = None
 
     def start_meter(self) -> None:
@@ -176,21 +194,50 @@ class Launcher:
         self.meter = subprocess.Popen(argv)
         log.info("meter started (pid %d) on port %d", self.meter.pid, self.config.ports.meter)
 
+    def start_vllm(self, cmd_argv: list[str], cmd_env: dict[str, str]) -> None:
+        log.info("starting vLLM on %s: %s", self.device, " ".join(redact(cmd_argv)))
+        # The key reaches vLLM as VLLM_API_KEY only (a rotated key must not linger under the
+        # variable it came in by). Own session: on stop, the whole group (API server + engine
+        # core) gets the signal.
+        env = {k: v for k, v in os.environ.items() if k != self.config.api_key_env}
+        self.vllm = subprocess.Popen(cmd_argv, env={**env, **cmd_env}, start_new_session=True)
+
+    def start_watcher(self) -> None:
+        self.watcher = ConfigWatcher(self.config_path, self.config, self.api_key)
+        threading.Thread(target=self.watcher.run, name="config-watcher", daemon=True).start()
+
+    def restart_for_key(self, key: str) -> None:
+        """A new key in the key file: start vLLM again with it (and the config as it is now)."""
+        config = self.watcher.config if self.watcher is not None else self.config
+        try:
+            cmd = build_vllm_command(config, self.python, self.device, api_key=key)
+        except ServingError as exc:
+            log.error("API key file changed, but vLLM cannot restart with it: %s", exc)
+            return
+        log.info("API key file changed: restarting vLLM so the new key takes effect")
+        if self.watcher is not None:
+            self.watcher.stopping.set()
+        self._stop_vllm(signal.SIGTERM)
+        self.config, self.api_key = config, key
+        self.start_vllm(cmd.argv, cmd.env)
+        self.start_watcher()
+
     def run(self) -> int:
-        cmd = build_vllm_command(self.config, self.python, self.device, api_key=self.api_key)
-        log.info("starting vLLM on %s: %s", self.device, " ".join(redact(cmd.argv)))
-        # Own session: on stop, the whole group (API server + engine core) gets the signal.
-        self.vllm = subprocess.Popen(
-            cmd.argv, env={**os.environ, **cmd.env}, start_new_session=True
-        )
+        try:
+            cmd = build_vllm_command(self.config, self.python, self.device, api_key=self.api_key)
+        except ServingError as exc:
+            log.error("cannot start: %s", exc)
+            return 2
+        self.start_vllm(cmd.argv, cmd.env)
+        assert self.vllm is not None
         if self.meter_enabled:
             self.start_meter()
-        watcher = ConfigWatcher(self.config_path, self.config, self.api_key)
-        threading.Thread(target=watcher.run, name="config-watcher", daemon=True).start()
+        self.start_watcher()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
 
         meter_restarts = 0
+        next_key_poll = time.monotonic() + KEY_POLL_S
         while True:
             code = self.vllm.poll()
             if code is not None:
@@ -202,8 +249,13 @@ class Launcher:
                 meter_restarts += 1
                 log.error("meter exited with %s; restarting it", self.meter.returncode)
                 self.start_meter()
+            if time.monotonic() >= next_key_poll:
+                next_key_poll = time.monotonic() + KEY_POLL_S
+                if (key := self.key_watch.poll()) is not None:
+                    self.restart_for_key(key)
             time.sleep(0.2)
-        watcher.stopping.set()
+        if self.watcher is not None:
+            self.watcher.stopping.set()
         self._signal_vllm(signal.SIGKILL)  # engine processes a crashed server left behind
         self._stop_meter()
         log.info("vLLM exited with %d", code)

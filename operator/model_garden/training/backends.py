@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from model_garden.api.common import decimal_value
-from model_garden.api.contracts import TrainingConfig
+from model_garden.api.contracts import TrainingConfig, TrainingRuntime
 
 LINEAR_NAMES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -96,6 +96,35 @@ class LoadedModel:
     continued_adapter: bool = False
 
 
+def describe_weights(model: Any) -> dict[str, Any]:
+    """What the base's linear layers are, for the log: bitsandbytes 4-bit or plain.
+
+    ``linear4bit`` counts bitsandbytes ``Linear4bit`` layers (PEFT's LoRA wrapper of one has the
+    same class name, so the module decides), with their weights' classes and quant types;
+    ``linearFull`` counts plain ``torch.nn.Linear`` base layers (LoRA's own A/B matrices and the
+    LM head, never quantised, are left out). A QLoRA run logs ``linearFull: 0``.
+    """
+    four_bit, full = 0, 0
+    weight_types: set[str] = set()
+    quant_types: set[str] = set()
+    for name, module in model.named_modules():
+        cls = type(module)
+        if cls.__name__ == "Linear4bit" and cls.__module__.startswith("bitsandbytes"):
+            four_bit += 1
+            weight_types.add(type(module.weight).__name__)
+            quant_types.add(str(getattr(module.weight, "quant_type", None)))
+        elif cls.__name__ == "Linear" and cls.__module__.startswith("torch.nn"):
+            leaf = name.rsplit(".", 1)[-1]
+            if "lora_" not in name and leaf != "lm_head":
+                full += 1
+    return {
+        "linear4bit": four_bit,
+        "weightTypes": sorted(weight_types),
+        "quantTypes": sorted(quant_types),
+        "linearFull": full,
+    }
+
+
 def _device() -> tuple[str, Any]:
     import torch
 
@@ -118,12 +147,18 @@ def resolve_base(config: TrainingConfig) -> tuple[str, dict[str, Any], bool]:
         if (local / "adapter_config.json").exists():
             return str(local), kwargs, True
         return str(local), kwargs, False
+    return source, hub_kwargs(rt), False
+
+
+def hub_kwargs(rt: TrainingRuntime) -> dict[str, Any]:
+    """``from_pretrained`` kwargs for a hub id: the pinned revision and the token (from env)."""
+    kwargs: dict[str, Any] = {}
     if rt.base_model_revision:
         kwargs["revision"] = rt.base_model_revision
     token = os.environ.get(rt.hf_token_env)
     if token:
         kwargs["token"] = token
-    return source, kwargs, False
+    return kwargs
 
 
 def _target_modules(config: TrainingConfig) -> Any:

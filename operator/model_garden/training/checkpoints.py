@@ -4,6 +4,12 @@ A checkpoint is ``<checkpoint_dir>/checkpoint-<step>/`` holding the trainable we
 optimizer and scheduler state, RNG states and ``trainer_state.json``; ``COMPLETE`` is written
 last and the folder only gets its final name by an atomic rename, so a run killed while saving
 leaves a ``.tmp-…`` folder that is never picked (and is removed on the next start).
+
+Each run keeps its checkpoints in its own folder, named by its run key (see ``runkey.py``), so
+a run only ever sees its own. The claim holding them is writable by every trainer, so nothing
+in a checkpoint is trusted to run code: every ``.pt`` file is loaded with ``weights_only=True``
+(tensors and plain containers only); a file holding anything else is refused with
+:class:`CheckpointRefused`, never unpickled.
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ from typing import Any
 PATTERN = re.compile(r"^checkpoint-(\d+)$")
 MARKER = "COMPLETE"
 STATE = "trainer_state.json"
+REFUSED = "CheckpointRefused"
+"""The ``TrainingResult`` reason when a checkpoint file holds more than plain data."""
+
+
+class CheckpointRefused(RuntimeError):
+    """A checkpoint file that ``weights_only`` loading rejects (it would run code)."""
 
 
 def checkpoint_path(root: str | Path, step: int) -> Path:
@@ -145,7 +157,7 @@ def save(
         {k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "weights.safetensors"
     )
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")  # plain: see load_plain
     rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
     torch.save(rng, tmp / "rng.pt")
     return commit(tmp, step, state)
@@ -175,9 +187,32 @@ def load(path: Path, model: Any, optimizer: Any, scheduler: Any, full: bool) -> 
     with torch.no_grad():
         for name, value in weights.items():
             params[name].copy_(value)
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=False))
-    rng = torch.load(path / "rng.pt", weights_only=False)
-    random.setstate(rng["python"])
+    optimizer_state = load_plain(path / "optimizer.pt")
+    scheduler_state = load_plain(path / "scheduler.pt")
+    rng = load_plain(path / "rng.pt")
+    optimizer.load_state_dict(optimizer_state)
+    scheduler.load_state_dict(scheduler_state)
+    version, internal, gauss = rng["python"]
+    random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(rng["torch"])
     return read_state(path)
+
+
+def load_plain(path: Path) -> Any:
+    """``torch.load`` that accepts only tensors and plain containers (never runs a pickle's code).
+
+    Everything :func:`save` writes is of that kind: optimizer and scheduler state dicts, the
+    Python RNG state (a tuple of ints) and the torch RNG state (a tensor).
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise CheckpointRefused(
+            f"{path}: holds more than tensors and plain containers, refused unread "
+            f"(weights_only): {first[:300]}"
+        ) from exc

@@ -61,7 +61,9 @@ def model_card(
         "pipeline_tag": "text-generation",
         "tags": ["model-garden", method, "generated_from_trainer"],
         "co2_eq_emissions": {
-            "emissions": round(carbon.emissions_kg * 1000.0, 6),
+            # the run's figure as is: rounding would turn a short run into 0 g and part
+            # the card from the TrainingResult it must equal
+            "emissions": carbon.emissions_kg * 1000.0,
             "source": f"CodeCarbon ({carbon.method})",
             "training_type": "fine-tuning",
             "geographical_location": location,

@@ -22,7 +22,6 @@ from typing import Any
 
 from model_garden.api.common import decimal_value
 from model_garden.api.contracts import (
-    ArtifactKind,
     Outcome,
     TrainingConfig,
     TrainingMetrics,
@@ -31,9 +30,9 @@ from model_garden.api.contracts import (
     read_document,
 )
 
-from . import checkpoints
+from . import checkpoints, ownership, runkey
 from .datasets import DatasetError, DatasetErrors, load_examples, split_eval
-from .outputs import artifact, failure, model_card, write_result
+from .outputs import failure, write_result
 from .progress import ProgressServer, ProgressTracker
 
 SIGTERM_EXIT_BOUND_SECONDS = float(os.environ.get("MODEL_GARDEN_SIGTERM_BOUND", "60"))
@@ -86,7 +85,8 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
     hp = spec.hyperparameters
     method = str(spec.method.type)
     output_dir = Path(rt.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    owner = ownership.owner_id(config.job)
+    result_dir: Path | None = None  # the result file goes into the output dir once it is ours
     flag = StopFlag()
     tracker = ProgressTracker(total_steps=0)
     tracker.labels = {"job": config.job.name, "namespace": config.job.namespace}
@@ -97,7 +97,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         result.duration_seconds = round(time.monotonic() - started, 3)
         if carbon is not None:
             result.carbon = carbon.stop()
-        write_result(result, rt.termination_message_path, output_dir)
+        write_result(result, rt.termination_message_path, result_dir)
         tracker.set_state(
             TrainingState.DONE if result.outcome == Outcome.SUCCEEDED else TrainingState.FAILED
         )
@@ -111,7 +111,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
                 "exiting; a rerun resumes from the last complete checkpoint",
             }
         )
-        write_result(res, rt.termination_message_path, output_dir)
+        write_result(res, rt.termination_message_path, result_dir)
         os._exit(EXIT_TERMINATED)
 
     _install_sigterm(flag, on_deadline)
@@ -120,11 +120,21 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         server = ProgressServer(tracker, rt.progress_port).start()
         log("progress server", port=server.port)
     try:
+        # 0. the output directory, before anything is written: ours, or refused untouched
+        result_dir = ownership.claim(output_dir, owner)
         # 1. the dataset, before any model weight is loaded
         tracker.set_state(TrainingState.LOADING)
         report = load_examples(rt.dataset_path, str(spec.dataset.format))
         for line in report.lines():
             log(line)
+        # the carbon of all that follows (model load included); earlier attempts' energy is
+        # added once the checkpoint is read. The spec's country/region win over the runtime's.
+        from model_garden.carbon.tracker import EnergySplit, TrainingCarbonTracker
+
+        carbon = TrainingCarbonTracker(
+            spec.carbon.country or rt.country, spec.carbon.region or rt.region
+        )
+        carbon.start()
         import torch
 
         threads = rt.threads or default_threads()
@@ -201,6 +211,8 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         loaded = load(config, backend, why)
         base.base_model = loaded.base_model if not is_adapter else _adapter_base(source)
         model = loaded.model
+        from .backends import describe_weights
+
         log(
             "model",
             backend=backend,
@@ -208,6 +220,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             device=loaded.device,
             dtype=loaded.dtype,
             threads=threads,
+            weights=describe_weights(model),
         )
         n_train = len(tok_train.input_ids)
         spe = steps_per_epoch(n_train, hp.batch_size, hp.gradient_accumulation_steps)
@@ -228,12 +241,12 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         )
 
         # 3. resume
-        from model_garden.carbon.tracker import EnergySplit, TrainingCarbonTracker
-
         from .loop import Interrupted, LoopState, evaluate, train
 
-        ckpt_root = Path(rt.checkpoint_dir)
-        ckpt_root.mkdir(parents=True, exist_ok=True)
+        key_inputs = runkey.key_inputs(config, runkey.dataset_digest(rt.dataset_path))
+        key = runkey.run_key(key_inputs)
+        ckpt_root = ownership.claim(runkey.run_dir(rt.checkpoint_dir, key), owner)
+        runkey.write_key_file(ckpt_root, key, key_inputs)
         removed = checkpoints.clean_partial(ckpt_root)
         if removed:
             log("removed incomplete checkpoints", paths=[str(p) for p in removed])
@@ -254,11 +267,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
             previous = EnergySplit(**saved.get("energy", {}))
             base.resumed_from_step = state.step
             log("resumed", checkpoint=str(latest), step=state.step)
-        # the spec's country/region win; the runtime's (the operator's default) fill in
-        carbon = TrainingCarbonTracker(
-            spec.carbon.country or rt.country, spec.carbon.region or rt.region, previous
-        )
-        carbon.start()
+        carbon.previous = previous
         tracker.resume_at(total, state.step, state.tokens)
         pad_id = int(tokenizer.pad_token_id)
         eval_every = spec.checkpointing.every_steps
@@ -364,8 +373,17 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         log("final eval", eval_loss=state.eval_loss, initial=state.initial_eval_loss)
         tracker.set_state(TrainingState.SAVING)
         metrics = _metrics(state, spe, tok_train.truncated)
-        report_now = carbon.report()
-        artifacts = _save_artifacts(config, loaded, tokenizer, metrics, report_now, output_dir)
+        from .artifacts import hardware_name, save_artifacts
+
+        artifacts = save_artifacts(
+            config,
+            loaded,
+            tokenizer,
+            metrics,
+            carbon.stop,  # the final figure, merge included: the cards and the result agree
+            hardware_name(loaded.device, threads),
+            output_dir,
+        )
         result = base.model_copy(
             update={
                 "outcome": Outcome.SUCCEEDED,
@@ -378,6 +396,12 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         return finish(result, 0)
     except (DatasetError, DatasetErrors) as exc:
         return finish(failure("DatasetError", str(exc), **_ident(base)), EXIT_FAILED)
+    except ownership.NotOurs as exc:
+        log("refused", path=str(exc.path), owner=exc.found)
+        return finish(failure(ownership.REASON, str(exc), **_ident(base)), EXIT_FAILED)
+    except checkpoints.CheckpointRefused as exc:
+        log("refused", error=str(exc))
+        return finish(failure(checkpoints.REFUSED, str(exc), **_ident(base)), EXIT_FAILED)
     except Exception as exc:  # every failure still reports a result
         kind = type(exc).__name__
         reason = "BackendUnavailable" if kind == "BackendUnavailable" else "TrainingError"
@@ -419,63 +443,6 @@ def _metrics(state: Any, spe: int, truncated: int) -> TrainingMetrics:
         tokens_per_second=state.tokens / state.train_seconds if state.train_seconds else None,
         truncated_examples=truncated,
     )
-
-
-def _save_artifacts(
-    config: TrainingConfig,
-    loaded: Any,
-    tokenizer: Any,
-    metrics: TrainingMetrics,
-    carbon: Any,
-    output_dir: Path,
-) -> list[Any]:
-    import shutil
-
-    spec = config.spec
-    method = str(spec.method.type)
-    name = spec.output.model or config.job.name
-    hardware = "cuda" if loaded.device == "cuda" else f"CPU ({default_threads()} threads)"
-    if loaded.device == "cuda":
-        import torch
-
-        hardware = torch.cuda.get_device_name(0)
-    card = {
-        "name": name,
-        "base_model": loaded.base_model,
-        "method": method,
-        "backend": loaded.backend,
-        "dataset": spec.dataset.uri,
-        "metrics": metrics,
-        "carbon": carbon,
-        "hardware": hardware,
-    }
-    out = []
-
-    def finalize(kind: ArtifactKind, folder: Path) -> None:
-        tokenizer.save_pretrained(folder)
-        (folder / "README.md").write_text(model_card(kind=kind, **card), encoding="utf-8")
-        out.append(artifact(kind, folder, config.runtime.artifact_uri, output_dir))
-
-    def fresh(folder: Path) -> Path:
-        if folder.exists():
-            shutil.rmtree(folder)
-        return folder
-
-    if method == "full":
-        folder = fresh(output_dir / "full")
-        loaded.model.save_pretrained(folder, safe_serialization=True)
-        finalize(ArtifactKind.FULL, folder)
-        return out
-    adapter_dir = fresh(output_dir / "adapter")
-    loaded.model.save_pretrained(adapter_dir, safe_serialization=True)
-    finalize(ArtifactKind.ADAPTER, adapter_dir)
-    if spec.output.merge:
-        from .merge import merge_adapter
-
-        merged_dir = fresh(output_dir / "merged")
-        merge_adapter(loaded.base_model, adapter_dir, merged_dir, loaded.device)
-        finalize(ArtifactKind.MERGED, merged_dir)
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ import copy
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from model_garden.api import ModelVersion
 from model_garden.api.contracts import TrainingResult
 from model_garden.operator.settings import OperatorSettings
 
@@ -65,6 +66,8 @@ def job(
     reason: str = "",
     suspend: bool = False,
     completion: str | None = None,
+    owner_uid: str = "uid-tune",
+    age_s: float | None = None,
 ) -> dict[str, Any]:
     status: dict[str, Any] = {}
     if finished:
@@ -77,7 +80,12 @@ def job(
         "metadata": {
             "name": name,
             "namespace": "team",
-            "labels": {"modelgarden.dev/model-version": version, "modelgarden.dev/model": "chat"},
+            **({"creationTimestamp": ts(-age_s)} if age_s is not None else {}),
+            "labels": {
+                "modelgarden.dev/model-version": version,
+                "modelgarden.dev/model": "chat",
+                "modelgarden.dev/fine-tune-job-uid": owner_uid,
+            },
         },
         "spec": {"suspend": suspend},
         "status": status,
@@ -94,6 +102,8 @@ def pod(
     unschedulable: bool = False,
     age_s: float = 10,
     ip: str = "10.0.0.5",
+    waiting_message: str | None = None,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
     status: dict[str, Any] = {"phase": phase, "podIP": ip}
     container: dict[str, Any] = {"name": "trainer", "state": {}}
@@ -102,7 +112,8 @@ def pod(
             "terminated": {"exitCode": exit_code, "reason": reason or "", "message": message}
         }
     elif waiting:
-        container["state"] = {"waiting": {"reason": waiting, "message": f"{waiting}: boom"}}
+        message = waiting_message if waiting_message is not None else f"{waiting}: boom"
+        container["state"] = {"waiting": {"reason": waiting, "message": message}}
     elif phase == "Running":
         container["state"] = {"running": {}}
     status["containerStatuses"] = [container]
@@ -115,8 +126,16 @@ def pod(
                 "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
             }
         ]
+    if scheduled:
+        status["conditions"] = [{"type": "PodScheduled", "status": "True"}]
     return {
         "metadata": {"name": "tune-train-abcde", "creationTimestamp": ts(-age_s), "uid": "pod-1"},
+        "spec": {
+            "volumes": [
+                {"name": "config", "configMap": {"name": "tune-train-config"}},
+                {"name": "claim-data", "persistentVolumeClaim": {"claimName": "data"}},
+            ]
+        },
         "status": status,
     }
 
@@ -192,6 +211,11 @@ def mv(
         "spec": {"model": model, "version": version, "artifact": art, "stage": stage},
         "status": st,
     }
+
+
+def mvt(*args: Any, **kw: Any) -> ModelVersion:
+    """``mv(...)`` parsed, as planners see their siblings."""
+    return ModelVersion.model_validate(mv(*args, **kw))
 
 
 def idep(name: str = "bot", *, status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
+from model_garden.api import ModelVersion
 from model_garden.api.contracts import TrainingConfig, TrainingProgress
-from model_garden.operator.finetunejob import FineTuneJobWorld, plan_finetunejob
+from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from model_garden.operator.plan import Plan
 from model_garden.operator.settings import TRAINER_SIGTERM_GRACE_SECONDS
 
-from .factories import NOW, SETTINGS, conditions, ftj, job, mv, pod, result, ts
+from .factories import NOW, SETTINGS, conditions, ftj, job, mvt, pod, result, ts
 
 RUNNING = {
     "conditions": [{"type": "Running", "status": "True", "reason": "Training"}],
@@ -65,7 +66,7 @@ CASES = [
         "new job reserves the version after existing and reserved ones",
         ftj(),
         FineTuneJobWorld(
-            model_versions=[mv("chat-v1"), mv("chat-v2", version=2)], reserved_versions={3}
+            model_versions=[mvt("chat-v1"), mvt("chat-v2", version=2)], reserved_versions={3}
         ),
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Starting")},
@@ -102,7 +103,7 @@ CASES = [
     Case(
         "base model version not ready yet waits",
         ftj(baseModel={"modelVersion": {"name": "base-v1"}}),
-        FineTuneJobWorld(base_model_version=mv("base-v1", "base", 1, ready=False)),
+        FineTuneJobWorld(base_model_version=mvt("base-v1", "base", 1, ready=False)),
         conds={"Running": ("False", "BaseModelNotReady")},
     ),
     Case(
@@ -162,7 +163,7 @@ CASES = [
         FineTuneJobWorld(
             job=job(finished="Complete"),
             pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
-            model_versions=[mv("chat-v1")],
+            model_versions=[mvt("chat-v1")],
         ),
         creates=["ModelVersion/chat-v2"],
         conds={
@@ -178,7 +179,7 @@ CASES = [
         FineTuneJobWorld(
             job=job(finished="Complete"),
             pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
-            model_versions=[mv("chat-v1", uid_label="uid-tune")],
+            model_versions=[mvt("chat-v1", uid_label="uid-tune")],
         ),
         conds={
             "Succeeded": ("True", "Completed"),
@@ -188,10 +189,76 @@ CASES = [
         events=["Succeeded"],
     ),
     Case(
+        "mistyped token Secret says which Secret is missing",
+        ftj(),
+        FineTuneJobWorld(
+            job=job(),
+            pods=[
+                pod(
+                    waiting="CreateContainerConfigError",
+                    waiting_message='secret "hf" not found',
+                )
+            ],
+        ),
+        conds={"Running": ("False", "ContainerConfigError")},
+        events=["ContainerConfigError"],
+    ),
+    Case(
+        "missing Secret key for longer than the timeout fails and deletes the Job",
+        ftj(),
+        FineTuneJobWorld(
+            job=job(),
+            pods=[
+                pod(
+                    waiting="CreateContainerConfigError",
+                    waiting_message="couldn't find key token in Secret team/hf",
+                    age_s=900,
+                )
+            ],
+        ),
+        conds={"Failed": ("True", "ContainerConfigError")},
+        deletes=["Job/tune-train"],
+        events=["ContainerConfigError"],
+    ),
+    Case(
+        "pod stuck in ContainerCreating (FailedMount) past the timeout fails",
+        ftj(),
+        FineTuneJobWorld(
+            job=job(),
+            pods=[pod(waiting="ContainerCreating", waiting_message="", scheduled=True, age_s=900)],
+        ),
+        conds={"Failed": ("True", "ContainerCreationStuck")},
+        deletes=["Job/tune-train"],
+        events=["ContainerCreationStuck"],
+    ),
+    Case(
+        "pod creating its container within the timeout is Starting",
+        ftj(),
+        FineTuneJobWorld(
+            job=job(),
+            pods=[pod(waiting="ContainerCreating", waiting_message="", scheduled=True, age_s=60)],
+        ),
+        conds={"Running": ("False", "Starting")},
+    ),
+    Case(
+        "Job that creates no pod (FailedCreate) fails after the timeout",
+        ftj(),
+        FineTuneJobWorld(job=job(age_s=900)),
+        conds={"Failed": ("True", "PodCreationFailed")},
+        deletes=["Job/tune-train"],
+        events=["PodCreationFailed"],
+    ),
+    Case(
+        "Job without a pod yet, within the timeout, is Starting",
+        ftj(),
+        FineTuneJobWorld(job=job(age_s=60)),
+        conds={"Running": ("False", "Starting")},
+    ),
+    Case(
         "succeeded job already recorded changes nothing",
         ftj(status=SUCCEEDED),
         FineTuneJobWorld(
-            job=job(finished="Complete"), model_versions=[mv("chat-v1", uid_label="uid-tune")]
+            job=job(finished="Complete"), model_versions=[mvt("chat-v1", uid_label="uid-tune")]
         ),
         no_status_change=True,
     ),
@@ -329,38 +396,43 @@ def _apply(body: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The body after the plan's status patch (what the next event would carry)."""
     out = json.loads(json.dumps(body))
     out.setdefault("status", {}).update(plan.status or {})
+    out["metadata"]["generation"] = (
+        out["status"].get("observedGeneration") or out["metadata"]["generation"]
+    )
     return out
+
+
+def _world_after(world: FineTuneJobWorld, plan: Plan) -> FineTuneJobWorld:
+    """The world once the plan's creates, patches and deletes were applied."""
+    job = world.job
+    pods = world.pods
+    created_jobs = [o for o in plan.create if o["kind"] == "Job"]
+    if created_jobs:
+        job = created_jobs[0]
+    for ref, patch in plan.patch:
+        assert job is not None and ref.kind == "Job" and ref.name == job["metadata"]["name"]
+        job = json.loads(json.dumps(job))
+        job["spec"].update(patch["spec"])
+    for ref in plan.delete:
+        assert job is not None and ref.kind == "Job" and ref.name == job["metadata"]["name"]
+        job, pods = None, []  # deleted with propagation: its pods go too
+    created = [ModelVersion.model_validate(o) for o in plan.create if o["kind"] == "ModelVersion"]
+    return replace(world, job=job, pods=pods, model_versions=world.model_versions + created)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_replanning_after_applying_changes_nothing(case: Case) -> None:
+    """Every row: once its plan is applied (status, creates, patches, deletes), the next pass
+    has nothing left to do."""
     plan = plan_finetunejob(case.body, case.world, SETTINGS, NOW)
-    world = case.world
-    if plan.create:  # the children now exist
-        jobs = [o for o in plan.create if o["kind"] == "Job"]
-        mvs = [o for o in plan.create if o["kind"] == "ModelVersion"]
-        world = FineTuneJobWorld(
-            job=jobs[0] if jobs else world.job,
-            pods=world.pods,
-            model_versions=world.model_versions + mvs,
-            reserved_versions=world.reserved_versions,
-            base_model_version=world.base_model_version,
-            progress=world.progress,
-        )
-    if plan.delete or plan.patch:
-        return  # the world moves on after these; covered by the envtest tests
-    body = _apply(case.body, plan)
-    body["metadata"]["generation"] = (
-        body["status"].get("observedGeneration") or body["metadata"]["generation"]
-    )
-    again = plan_finetunejob(body, world, SETTINGS, NOW)
-    assert again.create == [] and again.status is None and again.events == [], again.details()
+    again = plan_finetunejob(_apply(case.body, plan), _world_after(case.world, plan), SETTINGS, NOW)
+    assert again.empty, again.details() + [e.reason for e in again.events]
 
 
 def test_new_job_builds_the_training_config_and_job() -> None:
     plan = plan_finetunejob(
         ftj(activeDeadlineSeconds=7200, backoffLimit=3),
-        FineTuneJobWorld(model_versions=[mv()]),
+        FineTuneJobWorld(model_versions=[mvt()]),
         SETTINGS,
         NOW,
     )
@@ -394,7 +466,11 @@ def test_new_job_builds_the_training_config_and_job() -> None:
     mounts = {
         m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"].startswith("claim-")
     }
-    assert mounts == {"/mnt/model-garden/artifacts": False, "/mnt/model-garden/data": True}
+    assert mounts == {  # only what the trainer needs; read-only where it only reads
+        "/mnt/model-garden/artifacts/team/chat/v2": False,
+        "/mnt/model-garden/artifacts/team/jobs/tune/checkpoints": False,
+        "/mnt/model-garden/data/chat.jsonl": True,
+    }
     assert job_obj["metadata"]["labels"]["modelgarden.dev/experiment"] == "exp1"
     assert job_obj["metadata"]["ownerReferences"][0]["uid"] == "uid-tune"
     assert "secretKeyRef" not in cm["data"]["training-config.json"]  # only the env var's name
@@ -474,3 +550,64 @@ def test_oomkilled_message_names_what_to_change() -> None:
     plan = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
     failed = next(c for c in plan.status["conditions"] if c["type"] == "Failed")  # type: ignore[index]
     assert "32Gi" in failed["message"] and "spec.resources.memory" in failed["message"]
+
+
+def test_new_job_shows_its_planned_steps_at_once() -> None:
+    """``kubectl get ftj`` showed TOTAL 0 until the trainer first reported."""
+    body = ftj(hyperparameters={"maxSteps": 30})
+    plan = plan_finetunejob(body, FineTuneJobWorld(), SETTINGS, NOW)
+    assert plan.status is not None and plan.status["progress"]["totalSteps"] == 30
+
+
+def test_running_status_rounds_loss_and_shows_emissions_for_people() -> None:
+    progress = TrainingProgress.model_validate(
+        {
+            "state": "Training",
+            "step": 3,
+            "totalSteps": 0,
+            "loss": 5.969635973056826,
+            "energyKwh": 1e-6,
+            "emissionsKg": 1.853453560257589e-07,
+        }
+    )
+    body = ftj(status=RUNNING, hyperparameters={"maxSteps": 30})
+    world = FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=progress)
+    plan = plan_finetunejob(body, world, SETTINGS, NOW)
+    assert plan.status is not None
+    assert plan.status["progress"]["loss"] == 5.97 and plan.status["progress"]["totalSteps"] == 30
+    assert plan.status["carbon"]["emissions"] == "185 µg"
+    assert plan.status["carbon"]["emissionsKg"] == 1.853453560257589e-07
+
+
+def test_job_pod_failure_policy_ignores_disruptions_and_fails_on_a_bad_config() -> None:
+    """Evictions must not use up backoffLimit; an unreadable config cannot succeed on retry."""
+    job_obj = plan_finetunejob(ftj(), FineTuneJobWorld(), SETTINGS, NOW).create[1]
+    rules = job_obj["spec"]["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    assert rules[1]["action"] == "FailJob"
+    assert rules[1]["onExitCodes"] == {"containerName": "trainer", "operator": "In", "values": [2]}
+    assert job_obj["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by it
+
+
+def test_mistyped_secret_message_names_the_secret_and_the_field() -> None:
+    world = FineTuneJobWorld(
+        job=job(),
+        pods=[pod(waiting="CreateContainerConfigError", waiting_message='secret "hf" not found')],
+    )
+    plan = plan_finetunejob(ftj(), world, SETTINGS, NOW)
+    running = next(c for c in plan.status["conditions"] if c["type"] == "Running")  # type: ignore[index]
+    assert "Secret hf does not exist" in running["message"]
+    assert "spec.baseModel.hub.tokenSecret" in running["message"]
+
+
+def test_stuck_mount_message_names_the_configmap_and_claims() -> None:
+    world = FineTuneJobWorld(
+        job=job(), pods=[pod(waiting="ContainerCreating", waiting_message="", age_s=900)]
+    )
+    plan = plan_finetunejob(ftj(), world, SETTINGS, NOW)
+    failed = next(c for c in plan.status["conditions"] if c["type"] == "Failed")  # type: ignore[index]
+    assert "ConfigMap tune-train-config" in failed["message"]
+    assert "PersistentVolumeClaim data" in failed["message"]

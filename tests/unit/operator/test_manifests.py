@@ -13,14 +13,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from model_garden.operator.finetunejob import FineTuneJobWorld, plan_finetunejob
-from model_garden.operator.inferencedeployment import (
+from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
+from model_garden.operator.inferencedeployment.plan import (
     InferenceDeploymentWorld,
     plan_inferencedeployment,
 )
-from model_garden.operator.modelversion import ModelVersionWorld, plan_modelversion
+from model_garden.operator.modelversion.plan import ModelVersionWorld, plan_modelversion
 
-from .factories import NOW, SETTINGS, ftj, idep, mv
+from .factories import NOW, SETTINGS, ftj, idep, mv, mvt
 
 KUBERNETES_VERSION = "1.33.0"
 RESTRICTED_VOLUME_TYPES = {
@@ -42,7 +42,7 @@ def _children() -> list[dict[str, Any]]:
         mv("imp-v1", "imp", 1, digest=False), ModelVersionWorld(), SETTINGS, NOW
     ).create
     world = InferenceDeploymentWorld(
-        model_versions=[mv("chat-v1"), mv("tone-v1", "tone", 1, fmt="adapter")]
+        model_versions=[mvt("chat-v1"), mvt("tone-v1", "tone", 1, fmt="adapter")]
     )
     body = idep(
         modelVersion="chat-v1",

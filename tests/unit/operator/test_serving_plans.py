@@ -7,24 +7,63 @@ from typing import Any
 
 import pytest
 
+from model_garden.api import InferenceDeployment, ModelVersion
 from model_garden.api.contracts import ServingCarbon, ServingConfig
-from model_garden.operator.inferencedeployment import (
+from model_garden.api.labels import FINALIZER_IN_USE
+from model_garden.operator.inferencedeployment.plan import (
     InferenceDeploymentWorld,
     plan_inferencedeployment,
 )
-from model_garden.operator.modelversion import ModelVersionWorld, plan_modelversion
-from model_garden.operator.plan import FINALIZER_IN_USE
-from model_garden.operator.polling import accumulate
+from model_garden.operator.modelversion.plan import (
+    ModelVersionWorld,
+    plan_modelversion,
+    serving_deployments,
+)
+from model_garden.operator.servingcarbon import accumulate
 
-from .factories import DIGEST, NOW, SETTINGS, conditions, idep, mv
+from .factories import DIGEST, NOW, SETTINGS, conditions, idep, mv, mvt
 
 # --- ModelVersion ---------------------------------------------------------------------------
 
 
-def test_trained_version_is_ready_from_the_reported_digest() -> None:
+def test_digest_in_spec_is_a_claim_checked_by_a_verification_job() -> None:
+    """A trained version's reported digest is not proof: the files are hashed first."""
     plan = plan_modelversion(_trained(), ModelVersionWorld(), SETTINGS, NOW)
+    assert conditions(plan.status)["Ready"] == ("False", "Verifying")
+    assert plan.status and "digest" not in plan.status
+    (job,) = plan.create
+    assert job["metadata"]["labels"]["modelgarden.dev/model-version-uid"] == "uid-chat-v1"
+
+
+def test_claimed_digest_that_matches_the_files_is_verified() -> None:
+    world = ModelVersionWorld(
+        verify_job={"status": {"conditions": [{"type": "Complete", "status": "True"}]}},
+        verify_pods=[_verify_pod(json.dumps({"sizeBytes": 123, "digest": DIGEST}))],
+    )
+    plan = plan_modelversion(_trained(), world, SETTINGS, NOW)
     assert conditions(plan.status)["Ready"] == ("True", "Verified")
     assert plan.status and plan.status["digest"] == DIGEST and plan.status["sizeBytes"] == 123
+    assert plan.create == []
+
+
+def test_claimed_digest_the_files_contradict_fails_verification() -> None:
+    other = "sha256:" + "ab" * 32
+    world = ModelVersionWorld(
+        verify_job={"status": {"conditions": [{"type": "Complete", "status": "True"}]}},
+        verify_pods=[_verify_pod(json.dumps({"sizeBytes": 123, "digest": other}))],
+    )
+    plan = plan_modelversion(_trained(), world, SETTINGS, NOW)
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert ready["reason"] == "VerificationFailed"
+    assert DIGEST in ready["message"] and other in ready["message"]
+    assert "digest" not in (plan.status or {})
+
+
+def test_claimed_digest_off_claim_is_served_but_said_unchecked() -> None:
+    body = mv("s3m-v1", "s3m", 1, ready=False, uri="s3://bucket/s3m")
+    plan = plan_modelversion(body, ModelVersionWorld(), SETTINGS, NOW)
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert ready["reason"] == "NotVerified" and "not checked" in ready["message"]
     assert plan.create == []
 
 
@@ -40,9 +79,25 @@ def _trained(**status: Any) -> dict[str, Any]:
 
 
 def test_lifetime_emissions_are_training_plus_serving() -> None:
-    plan = plan_modelversion(_trained(servingEmissionsKg=0.5), ModelVersionWorld(), SETTINGS, NOW)
+    """Serving totals come from the deployments' byModelVersion, copied by this planner only."""
+    served = idep(
+        "bot",
+        modelVersion="chat-v1",
+        status={
+            "carbon": {
+                "byModelVersion": [
+                    {"modelVersion": "chat-v1", "energyKwh": 2.0, "emissionsKg": 0.5, "tokens": 9}
+                ]
+            }
+        },
+    )
+    world = ModelVersionWorld(deployments=[served])
+    plan = plan_modelversion(_trained(), world, SETTINGS, NOW)
     assert plan.status and plan.status["trainingEmissionsKg"] == 0.25
+    assert plan.status["servingEmissionsKg"] == pytest.approx(0.5)
     assert plan.status["lifetimeEmissionsKg"] == pytest.approx(0.75)
+    (share,) = plan.status["servingByDeployment"]
+    assert share["deployment"] == "bot" and share["uid"] == "uid-bot"
 
 
 def test_imported_version_gets_a_verification_job() -> None:
@@ -122,12 +177,12 @@ def test_deleting_an_unserved_version_releases_the_finalizer() -> None:
 # --- InferenceDeployment --------------------------------------------------------------------
 
 
-def _versions() -> list[dict[str, Any]]:
+def _versions() -> list[ModelVersion]:
     return [
-        mv("chat-v1", stage="production"),
-        mv("chat-v2", version=2, stage="staging"),
-        mv("tone-v1", "tone", 1, fmt="adapter"),
-        mv("ad-v1", "ad", 1, fmt="adapter"),
+        mvt("chat-v1", stage="production"),
+        mvt("chat-v2", version=2, stage="staging"),
+        mvt("tone-v1", "tone", 1, fmt="adapter"),
+        mvt("ad-v1", "ad", 1, fmt="adapter"),
     ]
 
 
@@ -205,7 +260,7 @@ def test_rolled_out_deployment_is_ready_and_replanning_changes_nothing() -> None
     assert plan3.empty
 
 
-def test_adapter_added_changes_only_the_configmap() -> None:
+def test_adapter_added_updates_the_configmap_and_mounts_the_adapter() -> None:
     body = idep(modelVersion="chat-v1")
     first = plan_inferencedeployment(
         body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
@@ -213,10 +268,12 @@ def test_adapter_added_changes_only_the_configmap() -> None:
     world = _observed(first)
     body["spec"]["adapters"] = [{"name": "tone", "modelVersion": "tone-v1"}]
     plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
-    assert list(_applied(plan)) == ["ConfigMap"]
     assert "ConfigUpdated" in [e.reason for e in plan.events]
-    config = ServingConfig.model_validate_json(plan.apply[0]["data"]["serving-config.json"])
+    objs = _applied(plan)
+    config = ServingConfig.model_validate_json(objs["ConfigMap"]["data"]["serving-config.json"])
     assert [a.name for a in config.adapters] == ["tone"]
+    mounts = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == config.adapters[0].path and m["readOnly"] for m in mounts)
 
 
 def test_version_promoted_rolls_the_deployment() -> None:
@@ -226,8 +283,8 @@ def test_version_promoted_rolls_the_deployment() -> None:
     )
     world = _observed(first)
     world.model_versions = [
-        mv("chat-v1", stage="none"),
-        mv("chat-v2", version=2, stage="production"),
+        mvt("chat-v1", stage="none"),
+        mvt("chat-v2", version=2, stage="production"),
     ]
     plan = plan_inferencedeployment(_body_after(body, first), world, SETTINGS, NOW)
     dep = _applied(plan)["Deployment"]
@@ -280,13 +337,13 @@ CASES = [
     (
         "nothing at the followed stage",
         idep(model="chat", stage="production"),
-        {"model_versions": [mv("chat-v1")]},
+        {"model_versions": [mvt("chat-v1")]},
         {"Ready": ("False", "ModelVersionNotFound")},
     ),
     (
         "version not verified yet waits",
         idep(modelVersion="chat-v1"),
-        {"model_versions": [mv("chat-v1", ready=False)]},
+        {"model_versions": [mvt("chat-v1", ready=False)]},
         {"Progressing": ("True", "WaitingForModelVersion")},
     ),
     (
@@ -347,17 +404,111 @@ def test_read_write_many_claim_scales_out() -> None:
 # --- meter accumulation -----------------------------------------------------------------------
 
 
-def _reading(joules: float, grams: float, tokens: int) -> ServingCarbon:
+def _reading(
+    joules: float, grams: float, tokens: int, window_grams: float = 0.0, window_tokens: int = 0
+) -> ServingCarbon:
+    """A pod's cumulative reading: a tenth of it idle, the window as given."""
     return ServingCarbon(
-        energy_joules=joules, emissions_grams=grams, prompt_tokens=tokens, method="measured"
+        energy_joules=joules,
+        active_energy_joules=joules * 0.9,
+        idle_energy_joules=joules * 0.1,
+        emissions_grams=grams,
+        active_emissions_grams=grams * 0.9,
+        idle_emissions_grams=grams * 0.1,
+        prompt_tokens=tokens,
+        window_active_emissions_grams=window_grams,
+        window_tokens=window_tokens,
+        method="measured",
     )  # type: ignore[arg-type]
 
 
 def test_meter_readings_accumulate_per_pod_deltas() -> None:
-    carbon, last, delta = accumulate(None, {}, {"p1": _reading(3.6e6, 100, 10)})
-    assert carbon["energyKwh"] == 0 and delta.energy_kwh == 0  # first sight is a baseline
-    carbon, last, delta = accumulate(carbon, last, {"p1": _reading(7.2e6, 300, 1010)})
-    assert carbon["energyKwh"] == pytest.approx(1.0) and carbon["emissionsKg"] == pytest.approx(0.2)
-    assert carbon["tokens"] == 1000 and carbon["gPer1kTokens"] == pytest.approx(200.0)
-    carbon, last, delta = accumulate(carbon, last, {"p1": _reading(3.6e6, 50, 5)})  # pod restarted
-    assert carbon["energyKwh"] == pytest.approx(2.0) and delta.tokens == 5
+    carbon = accumulate(None, {"p1": _reading(3.6e6, 100, 10)}, "chat-v1")
+    assert carbon["energyKwh"] == pytest.approx(1.0)  # a new pod counts from its first reading
+    carbon = accumulate(carbon, {"p1": _reading(7.2e6, 300, 1010, 2.0, 1000)}, "chat-v1")
+    assert carbon["energyKwh"] == pytest.approx(2.0) and carbon["emissionsKg"] == pytest.approx(0.3)
+    assert carbon["idleEnergyKwh"] == pytest.approx(0.2)
+    # Per token: the meters' windows, active energy only (not all emissions / all tokens: 297).
+    assert carbon["tokens"] == 1010 and carbon["gPer1kTokens"] == pytest.approx(2.0)
+    carbon = accumulate(carbon, {"p1": _reading(3.6e6, 50, 5)}, "chat-v1")  # meter lost its state
+    assert carbon["energyKwh"] == pytest.approx(3.0) and carbon["tokens"] == 1015
+    assert carbon["byModelVersion"][0]["emissionsKg"] == pytest.approx(0.35)
+
+
+# --- adapters wait for their versions; a base stays while an adapter on it is served ---------
+
+
+def test_adapter_whose_version_is_not_ready_is_left_out_and_named() -> None:
+    versions = [mvt("chat-v1"), mvt("tone-v1", "tone", 1, fmt="adapter", ready=False)]
+    body = idep(modelVersion="chat-v1", adapters=[{"name": "tone", "modelVersion": "tone-v1"}])
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=versions), SETTINGS, NOW
+    )
+    config = ServingConfig.model_validate_json(
+        _applied(plan)["ConfigMap"]["data"]["serving-config.json"]
+    )
+    assert config.adapters == []
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "AdaptersReady")  # type: ignore[index]
+    assert ready["reason"] == "AdapterNotReady" and "tone-v1" in ready["message"]
+
+
+def test_served_adapter_waits_for_its_base_version() -> None:
+    versions = [
+        mvt("base-v1", "base", 1, ready=False),
+        mvt("tone-v1", "tone", 1, fmt="adapter", baseModel="base-v1"),
+    ]
+    plan = plan_inferencedeployment(
+        idep(modelVersion="tone-v1"),
+        InferenceDeploymentWorld(model_versions=versions),
+        SETTINGS,
+        NOW,
+    )
+    assert plan.apply == []
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert ready["reason"] == "WaitingForModelVersion" and "base-v1" in ready["message"]
+
+
+def test_base_version_of_a_served_adapter_cannot_be_deleted() -> None:
+    versions = [
+        mvt("base-v1", "base", 1),
+        mvt("tone-v1", "tone", 1, fmt="adapter", baseModel="base-v1"),
+    ]
+    bot = InferenceDeployment.model_validate(
+        idep(modelVersion="chat-v1", adapters=[{"name": "tone", "modelVersion": "tone-v1"}])
+    )
+    assert serving_deployments("base-v1", [bot], versions) == ["bot"]
+    assert serving_deployments("chat-v2", [bot], versions) == []
+    world = ModelVersionWorld(serving_deployments=["bot"])
+    plan = plan_modelversion(mv("base-v1", "base", 1, deleting=True), world, SETTINGS, NOW)
+    assert plan.patch == []  # the finalizer stays
+    assert conditions(plan.status)["Ready"] == ("False", "DeletionBlocked")
+
+
+# --- meter readings reach status.carbon through the planner -----------------------------------
+
+
+def test_meter_poll_accumulates_into_status_carbon_attributed_to_the_served_version() -> None:
+    body = idep(modelVersion="chat-v1", status={"modelVersion": "chat-v1"})
+    reading = ServingCarbon.model_validate(
+        {
+            "energyJoules": 3.6e6,
+            "activeEnergyJoules": 3.6e6,
+            "emissionsGrams": 100.0,
+            "activeEmissionsGrams": 100.0,
+            "promptTokens": 4,
+            "generationTokens": 6,
+            "method": "measured",
+        }
+    )
+    world = InferenceDeploymentWorld(
+        model_versions=_versions(), readings={"pod-1": reading}, live_pods=["pod-1"]
+    )
+    plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    carbon = (plan.status or {})["carbon"]
+    assert carbon["pods"][0]["uid"] == "pod-1"
+    (share,) = carbon["byModelVersion"]
+    assert share["modelVersion"] == "chat-v1" and share["tokens"] == 10
+    unpolled = plan_inferencedeployment(
+        _body_after(body, plan), InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    assert "carbon" not in (unpolled.status or {})  # no poll: carbon left as it is

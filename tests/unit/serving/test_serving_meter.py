@@ -104,7 +104,36 @@ def test_window_forgets_old_ticks() -> None:
     assert acc.window_figures()[2] == 10
     acc.tick({"cpu": 11.0}, snap(5, 5, 1), now=30)
     assert acc.window_figures() == (None, None, 0)
-    assert acc.carbon().joules_per_token == pytest.approx(1.0)  # cumulative keeps it
+    doc = acc.carbon()
+    assert doc.joules_per_token is None and doc.grams_per_1k_tokens is None
+    assert doc.window_tokens == 0 and doc.window_active_energy_joules == 0
+    assert doc.active_energy_joules == pytest.approx(10.0) and doc.tokens == 10  # totals keep it
+
+
+def test_carbon_splits_totals_and_reports_the_window() -> None:
+    """The issue's example on the meter: 10 J active + 990 J idle over 1000 tokens."""
+    acc = Accountant(3600.0, window_s=300)  # 1 J = 1 mg CO2e
+    acc.tick({"cpu": 0.0}, snap(0, 0, 0), now=0)
+    acc.tick({"cpu": 10.0}, snap(500, 500, 1), now=1)  # active
+    acc.tick({"cpu": 1000.0}, snap(500, 500, 1), now=2)  # idle
+    doc = acc.carbon()
+    assert doc.grams_per_1k_tokens == pytest.approx(0.01)
+    assert doc.joules_per_token == pytest.approx(0.01)
+    assert (doc.window_seconds, doc.window_tokens) == (300, 1000)
+    assert doc.window_active_energy_joules == pytest.approx(10.0)
+    assert doc.window_active_emissions_grams == pytest.approx(0.01)
+    assert doc.active_emissions_grams == pytest.approx(0.01)
+    assert doc.idle_emissions_grams == pytest.approx(0.99)
+    assert doc.energy_joules == doc.active_energy_joules + doc.idle_energy_joules
+    assert doc.emissions_grams == doc.active_emissions_grams + doc.idle_emissions_grams
+
+
+def test_state_files_without_the_idle_split_are_split_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "meter.json"
+    path.write_text('{"emissions_grams": 3.0, "active_emissions_grams": 1.0}')
+    acc = Accountant.resume(path, intensity_g_per_kwh=INTENSITY)
+    assert acc.carbon().idle_emissions_grams == pytest.approx(2.0)
+    assert acc.carbon().emissions_grams == pytest.approx(3.0)
 
 
 def test_vllm_restart_and_outage_do_not_reset_totals() -> None:

@@ -69,6 +69,25 @@ def test_model_card_has_co2_metadata() -> None:
     assert meta["base_model"] == "/models/base" and "| eval_loss | 1.0 |" in card
 
 
+def test_model_card_carries_the_runs_exact_figure_even_a_tiny_one() -> None:
+    """Issue 8 item 1: a short run's card said 0 g (rounded to 6 decimals); it must be the
+    TrainingResult's figure itself."""
+    carbon = build_report(EnergySplit(2e-9, 0.0, 3e-9), "FRA", None, component_methods([]))
+    card = model_card(
+        "chat",
+        "/models/base",
+        ArtifactKind.MERGED,
+        "lora",
+        "transformers",
+        "file:///d.jsonl",
+        TrainingMetrics(steps=1),
+        carbon,
+        "CPU (1 threads)",
+    )
+    grams = yaml.safe_load(card.split("---\n")[1])["co2_eq_emissions"]["emissions"]
+    assert grams == carbon.emissions_kg * 1000.0 > 0
+
+
 def test_failure_result_fits_termination_message(tmp_path: Path) -> None:
     result = failure("DatasetError", "d.jsonl, line 7: field 'x': missing " + "y" * 3000)
     term = tmp_path / "termination-log"

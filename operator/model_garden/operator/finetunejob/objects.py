@@ -1,0 +1,300 @@
+"""FineTuneJob children: the ConfigMap holding its TrainingConfig, the batch/v1 Job, and the
+ModelVersion a successful run produces. Pure builders: same inputs, same objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_garden.api import FineTuneJob, ModelVersion, version_name
+from model_garden.api.contracts import (
+    HF_TOKEN_ENV,
+    Identity,
+    TrainingConfig,
+    TrainingResult,
+    TrainingRuntime,
+)
+from model_garden.api.labels import (
+    API_VERSION,
+    LABEL_COMPONENT,
+    LABEL_EXPERIMENT,
+    LABEL_FTJ,
+    LABEL_FTJ_UID,
+    LABEL_KUEUE_QUEUE,
+    LABEL_MODEL,
+    LABEL_MV,
+    MANAGED_BY,
+    OPERATOR_NAME,
+)
+
+from .. import observe
+from ..plan import child_meta, child_name
+from ..podspec import (
+    CACHE_ENV,
+    compute,
+    container_security_context,
+    pod_security_context,
+    scheduling,
+    scratch_volumes,
+)
+from ..settings import TRAINER_SIGTERM_GRACE_SECONDS, OperatorSettings
+from ..storage import Location, Mounts, join_uri, resolve
+
+CONFIG_DIR = "/etc/model-garden"
+CONFIG_KEY = "training-config.json"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+TRAINER_EXIT_INVALID_CONFIG = 2
+"""``python -m model_garden.training`` exits 2 when its TrainingConfig cannot be read: a retry
+cannot help, so the Job's podFailurePolicy fails it at once instead of using up backoffLimit."""
+
+
+def job_name(ftj_name: str) -> str:
+    return child_name(ftj_name, "train")
+
+
+def config_map_name(ftj_name: str) -> str:
+    return child_name(ftj_name, "train-config")
+
+
+def labels(ftj: FineTuneJob) -> dict[str, str]:
+    """Labels of every child: the owner's name for people, its uid for the operator's matching."""
+    out = {
+        MANAGED_BY: OPERATOR_NAME,
+        LABEL_FTJ: ftj.metadata.name,
+        LABEL_MODEL: ftj.output_model,
+        LABEL_COMPONENT: "trainer",
+    }
+    if ftj.metadata.uid:
+        out[LABEL_FTJ_UID] = ftj.metadata.uid
+    if LABEL_EXPERIMENT in ftj.metadata.labels:
+        out[LABEL_EXPERIMENT] = ftj.metadata.labels[LABEL_EXPERIMENT]
+    return out
+
+
+def output_uri(ftj: FineTuneJob, version: int) -> str:
+    ns = ftj.metadata.namespace or "default"
+    return join_uri(ftj.spec.output.storage, ns, ftj.output_model, f"v{version}")
+
+
+def checkpoint_uri(ftj: FineTuneJob) -> str:
+    ns = ftj.metadata.namespace or "default"
+    return join_uri(ftj.spec.output.storage, ns, "jobs", ftj.metadata.name, "checkpoints")
+
+
+def base_model_location(
+    ftj: FineTuneJob, base_mv: ModelVersion | None
+) -> tuple[Location, str | None]:
+    """Where the base model is: a hub id (+ revision), a URI, or a ModelVersion's artifact."""
+    source = ftj.spec.base_model
+    if source.hub is not None:
+        return Location(source.hub.id), source.hub.revision
+    if source.uri is not None:
+        return resolve(source.uri), None
+    assert base_mv is not None, "planner checks the ModelVersion exists first"
+    return resolve(base_mv.spec.artifact.uri), None
+
+
+def build_training_config(
+    ftj: FineTuneJob,
+    version: int,
+    settings: OperatorSettings,
+    mounts: Mounts,
+    base_mv: ModelVersion | None = None,
+) -> TrainingConfig:
+    """The TrainingConfig the trainer reads; registers the claims it needs in ``mounts``."""
+    base, revision = base_model_location(ftj, base_mv)
+    out_uri = output_uri(ftj, version)
+    carbon = ftj.spec.carbon
+    return TrainingConfig(
+        job=Identity(
+            name=ftj.metadata.name,
+            namespace=ftj.metadata.namespace or "default",
+            uid=ftj.metadata.uid,
+        ),
+        spec=ftj.spec,
+        runtime=TrainingRuntime(
+            base_model=mounts.add(base),
+            base_model_revision=revision,
+            dataset_path=mounts.add(resolve(ftj.spec.dataset.uri)),
+            output_dir=mounts.add(resolve(out_uri), writable=True),
+            checkpoint_dir=mounts.add(resolve(checkpoint_uri(ftj)), writable=True),
+            artifact_uri=out_uri,
+            progress_port=settings.progress_port,
+            termination_message_path=TERMINATION_MESSAGE_PATH,
+            country=carbon.country or settings.default_country,
+            region=carbon.region or settings.default_region,
+            hf_token_env=HF_TOKEN_ENV,
+        ),
+        model_version=version,
+    )
+
+
+def build_config_map(
+    body: dict[str, Any], ftj: FineTuneJob, config: TrainingConfig
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": child_meta(body, config_map_name(ftj.metadata.name), labels(ftj)),
+        "data": {CONFIG_KEY: config.model_dump_json(by_alias=True, exclude_none=True, indent=2)},
+    }
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    """Evictions and node drains do not use up backoffLimit; an unreadable config fails at once.
+
+    (Kubernetes 1.26+; older API servers drop the field and count every failure, as before.)
+    """
+    return {
+        "rules": [
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
+            {
+                "action": "FailJob",
+                "onExitCodes": {
+                    "containerName": observe.TRAINER_CONTAINER,
+                    "operator": "In",
+                    "values": [TRAINER_EXIT_INVALID_CONFIG],
+                },
+            },
+        ]
+    }
+
+
+def build_job(
+    body: dict[str, Any],
+    ftj: FineTuneJob,
+    version: int,
+    settings: OperatorSettings,
+    mounts: Mounts,
+) -> dict[str, Any]:
+    """The batch/v1 Job running ``python -m model_garden.training --config <mounted file>``."""
+    spec = ftj.spec
+    pod_labels = labels(ftj)
+    pod_labels[LABEL_MV] = version_name(ftj.output_model, version)
+    job_labels = dict(pod_labels)
+    if spec.queue_name:
+        job_labels[LABEL_KUEUE_QUEUE] = spec.queue_name
+    scratch, scratch_mounts = scratch_volumes()
+    env: list[dict[str, Any]] = list(CACHE_ENV)
+    hub = spec.base_model.hub
+    if hub is not None and hub.token_secret is not None:
+        env.append(
+            {
+                "name": HF_TOKEN_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {"name": hub.token_secret.name, "key": hub.token_secret.key}
+                },
+            }
+        )
+    container: dict[str, Any] = {
+        "name": observe.TRAINER_CONTAINER,
+        "image": spec.image or settings.trainer_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "model_garden.training"],
+        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
+        "env": env,
+        "ports": [{"name": "progress", "containerPort": settings.progress_port}],
+        "resources": compute(spec.resources, settings.trainer_cpu, settings.trainer_memory),
+        "securityContext": container_security_context(),
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+        + mounts.volume_mounts()
+        + scratch_mounts,
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": TRAINER_SIGTERM_GRACE_SECONDS + 30,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": config_map_name(ftj.metadata.name)}}]
+        + mounts.volumes()
+        + scratch,
+        **scheduling(spec.resources),
+    }
+    if settings.trainer_service_account:
+        pod_spec["serviceAccountName"] = settings.trainer_service_account
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "podFailurePolicy": pod_failure_policy(),
+        "suspend": bool(spec.queue_name) or spec.suspend,
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    if spec.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": child_meta(body, job_name(ftj.metadata.name), job_labels),
+        "spec": job_spec,
+    }
+
+
+def _decimal(value: float) -> str:
+    text = format(value, ".6g")
+    return text if not text.startswith("-") else "0"
+
+
+def choose_artifact(ftj: FineTuneJob, result: TrainingResult) -> dict[str, Any] | None:
+    """The ModelVersion artifact: merged (or full) when the job produced one, else the adapter."""
+    by_kind = {str(a.kind): a for a in result.artifacts}
+    chosen = by_kind.get("merged") if ftj.spec.output.merge else None
+    chosen = chosen or by_kind.get("full") or by_kind.get("adapter") or by_kind.get("merged")
+    if chosen is None:
+        return None
+    artifact: dict[str, Any] = {
+        "uri": chosen.uri or chosen.path,
+        "format": "adapter" if chosen.kind == "adapter" else "merged",
+        "digest": chosen.digest,
+        "sizeBytes": chosen.size_bytes,
+    }
+    if chosen.kind == "adapter":
+        source = ftj.spec.base_model
+        if source.hub is not None:
+            artifact["baseModel"] = source.hub.id
+        elif source.uri is not None:
+            artifact["baseModel"] = source.uri
+        elif source.model_version is not None:
+            artifact["baseModel"] = source.model_version.name
+    return artifact
+
+
+def build_model_version(
+    ftj: FineTuneJob, name: str, version: int, result: TrainingResult, artifact: dict[str, Any]
+) -> dict[str, Any]:
+    """The ModelVersion a successful job produces (no ownerReference: it outlives the job)."""
+    mv_labels = {
+        LABEL_MODEL: ftj.output_model,
+        LABEL_FTJ: ftj.metadata.name,
+        MANAGED_BY: OPERATOR_NAME,
+    }
+    if ftj.metadata.uid:
+        mv_labels[LABEL_FTJ_UID] = ftj.metadata.uid
+    if LABEL_EXPERIMENT in ftj.metadata.labels:
+        mv_labels[LABEL_EXPERIMENT] = ftj.metadata.labels[LABEL_EXPERIMENT]
+    metrics = {
+        key: _decimal(value)
+        for key, value in result.metrics.model_dump(by_alias=True).items()
+        if isinstance(value, (int, float)) and value is not None and value >= 0
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ModelVersion",
+        "metadata": {"name": name, "namespace": ftj.metadata.namespace, "labels": mv_labels},
+        "spec": {
+            "model": ftj.output_model,
+            "version": version,
+            "artifact": artifact,
+            "source": {"fineTuneJob": ftj.metadata.name, "fineTuneJobUid": ftj.metadata.uid},
+            "metrics": metrics,
+            "trainingCarbon": {
+                "energyKwh": _decimal(result.carbon.energy_kwh),
+                "emissionsKg": _decimal(result.carbon.emissions_kg),
+                "method": result.carbon.method,
+            },
+            "stage": "none",
+        },
+    }

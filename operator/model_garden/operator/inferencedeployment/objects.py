@@ -1,0 +1,263 @@
+"""InferenceDeployment children: the ConfigMap holding its ServingConfig, the Deployment
+running the serving launcher, and the Service. Pure builders: same inputs, same objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from model_garden.api import InferenceDeployment, ModelVersion
+from model_garden.api.contracts import (
+    API_KEY_ENV,
+    Identity,
+    ServedArtifact,
+    ServingConfig,
+    ServingPorts,
+)
+from model_garden.api.labels import (
+    ANNOTATION_CONFIG_HASH,
+    ANNOTATION_VERSION,
+    LABEL_COMPONENT,
+    LABEL_IDEP,
+    LABEL_IDEP_UID,
+    MANAGED_BY,
+    OPERATOR_NAME,
+)
+
+from ..plan import child_meta, child_name, stable_hash
+from ..podspec import (
+    CACHE_ENV,
+    compute,
+    container_security_context,
+    pod_security_context,
+    scheduling,
+    scratch_volumes,
+)
+from ..settings import OperatorSettings
+from ..storage import Mounts, resolve
+
+CONFIG_DIR = "/etc/model-garden"
+CONFIG_KEY = "serving-config.json"
+SERVER_CONTAINER = "server"
+RWO_MODES = {"ReadWriteOnce", "ReadWriteOncePod"}
+
+
+def config_map_name(name: str) -> str:
+    return child_name(name, "serving-config")
+
+
+def by_name(model_versions: list[ModelVersion], name: str) -> ModelVersion | None:
+    return next((mv for mv in model_versions if mv.metadata.name == name), None)
+
+
+def is_ready(mv: ModelVersion) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in mv.status.conditions)
+
+
+def build_serving_config(
+    idep: InferenceDeployment,
+    mv: ModelVersion,
+    model_versions: list[ModelVersion],
+    settings: OperatorSettings,
+    mounts: Mounts,
+) -> tuple[ServingConfig, list[str], list[str]]:
+    """The ServingConfig, and the adapters left out: ModelVersions missing, and not Ready yet."""
+    artifact = mv.spec.artifact
+    served = idep.spec.served_model_name or mv.spec.model
+    adapters: list[ServedArtifact] = []
+    if str(artifact.format) == "adapter":
+        base = str(artifact.base_model or "")
+        base_mv = by_name(model_versions, base)
+        base_path = mounts.add(resolve(base_mv.spec.artifact.uri if base_mv else base))
+        model = ServedArtifact(name=base, path=base_path, model_version=base if base_mv else None)
+        adapters.append(
+            ServedArtifact(
+                name=served,
+                path=mounts.add(resolve(artifact.uri)),
+                model_version=mv.metadata.name,
+            )
+        )
+    else:
+        model = ServedArtifact(
+            name=served,
+            path=mounts.add(resolve(artifact.uri)),
+            model_version=mv.metadata.name,
+        )
+    missing: list[str] = []
+    waiting: list[str] = []
+    for adapter in idep.spec.adapters:
+        amv = by_name(model_versions, adapter.model_version)
+        if amv is None:
+            missing.append(adapter.model_version)
+            continue
+        if not is_ready(amv):
+            waiting.append(adapter.model_version)
+            continue
+        adapters.append(
+            ServedArtifact(
+                name=adapter.name,
+                path=mounts.add(resolve(amv.spec.artifact.uri)),
+                model_version=adapter.model_version,
+            )
+        )
+    carbon = idep.spec.carbon
+    config = ServingConfig(
+        deployment=Identity(
+            name=idep.metadata.name,
+            namespace=idep.metadata.namespace or "default",
+            uid=idep.metadata.uid,
+        ),
+        spec=idep.spec,
+        model=model,
+        adapters=adapters,
+        ports=ServingPorts(meter=settings.meter_port),
+        country=carbon.country or settings.default_country,
+        region=carbon.region or settings.default_region,
+        api_key_env=API_KEY_ENV,
+    )
+    return config, missing, waiting
+
+
+def restart_hash(config: ServingConfig) -> str:
+    """Hash of what the server reads only at start: everything but the adapters (hot-loaded)."""
+    wire = config.to_wire()
+    wire.pop("adapters", None)
+    wire.get("spec", {}).pop("adapters", None)
+    wire.get("spec", {}).pop("replicas", None)
+    return stable_hash(wire)
+
+
+def labels(body: dict[str, Any]) -> dict[str, str]:
+    """Labels of every child; the deployment's uid ties pods and meters to this very resource."""
+    meta = body["metadata"]
+    out = {MANAGED_BY: OPERATOR_NAME, LABEL_IDEP: meta["name"], LABEL_COMPONENT: "server"}
+    if meta.get("uid"):
+        out[LABEL_IDEP_UID] = meta["uid"]
+    return out
+
+
+def selector(name: str) -> str:
+    return f"{LABEL_IDEP}={name}"
+
+
+def build_config_map(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": child_meta(body, config_map_name(name), labels(body)),
+        "data": {CONFIG_KEY: config.model_dump_json(by_alias=True, exclude_none=True, indent=2)},
+    }
+
+
+def build_deployment(
+    body: dict[str, Any],
+    idep: InferenceDeployment,
+    config: ServingConfig,
+    mounts: Mounts,
+    replicas: int,
+    single_writer: bool,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """apps/v1 Deployment running ``python -m model_garden.serving --config <mounted file>``."""
+    name = idep.metadata.name
+    spec = idep.spec
+    env: list[dict[str, Any]] = list(CACHE_ENV)
+    if spec.api_key_secret is not None:
+        env.append(
+            {
+                "name": API_KEY_ENV,
+                "valueFrom": {
+                    "secretKeyRef": {
+                        "name": spec.api_key_secret.name,
+                        "key": spec.api_key_secret.key,
+                    }
+                },
+            }
+        )
+    resources = spec.resources
+    if resources.gpus and spec.engine.tensor_parallel_size > resources.gpus:
+        resources = resources.model_copy(update={"gpus": spec.engine.tensor_parallel_size})
+    scratch, scratch_mounts = scratch_volumes()
+    health = {"path": "/health", "port": "http"}
+    container = {
+        "name": SERVER_CONTAINER,
+        "image": spec.engine.image or settings.server_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "model_garden.serving"],
+        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": config.ports.api},
+            {"name": "metrics", "containerPort": config.ports.meter},
+        ],
+        "resources": compute(resources, settings.server_cpu, settings.server_memory),
+        "securityContext": container_security_context(),
+        "startupProbe": {"httpGet": health, "periodSeconds": 10, "failureThreshold": 180},
+        "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": health, "periodSeconds": 20, "failureThreshold": 3},
+        # A directory mount (not subPath) so adapter changes reach the running launcher.
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+        + mounts.volume_mounts()
+        + scratch_mounts,
+    }
+    pod_labels = labels(body)
+    strategy: dict[str, Any] = (
+        {"type": "Recreate"}
+        if single_writer
+        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    )
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": child_meta(body, name, pod_labels),
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {LABEL_IDEP: name}},
+            "strategy": strategy,
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {
+                        ANNOTATION_VERSION: config.model.model_version or config.model.name,
+                        ANNOTATION_CONFIG_HASH: restart_hash(config),
+                    },
+                },
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": pod_security_context(),
+                    "terminationGracePeriodSeconds": 60,
+                    "containers": [container],
+                    "volumes": [{"name": "config", "configMap": {"name": config_map_name(name)}}]
+                    + mounts.volumes()
+                    + scratch,
+                    **scheduling(resources),
+                },
+            },
+        },
+    }
+
+
+def build_service(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
+    name = body["metadata"]["name"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_meta(body, name, labels(body)),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {LABEL_IDEP: name},
+            "ports": [
+                {"name": "http", "port": config.ports.api, "targetPort": "http", "protocol": "TCP"},
+                {
+                    "name": "metrics",
+                    "port": config.ports.meter,
+                    "targetPort": "metrics",
+                    "protocol": "TCP",
+                },
+            ],
+        },
+    }
+
+
+def endpoint(name: str, namespace: str, port: int) -> str:
+    return f"http://{name}.{namespace}.svc:{port}/v1"

@@ -1,0 +1,67 @@
+"""Every executor call is bounded: an API server that accepts and never answers cannot pin a worker."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+
+from model_garden.operator.executor import ApiTimeout, Executor
+from model_garden.operator.plan import ObjectRef
+from model_garden.operator.settings import OperatorSettings
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A local socket that accepts connections, reads nothing back, and stays silent."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except TimeoutError:
+                continue
+            accepted.append(conn)  # held open, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        sock.close()
+
+
+def test_a_silent_api_server_fails_the_call_within_the_bound(silent_server: str) -> None:
+    settings = OperatorSettings(api_connect_timeout_seconds=1, api_read_timeout_seconds=1)
+    configuration = client.Configuration()
+    configuration.host = silent_server
+    executor = Executor(
+        client.ApiClient(configuration),
+        timeout=(settings.api_connect_timeout_seconds, settings.api_read_timeout_seconds),
+    )
+    calls = [
+        lambda: executor.get(ObjectRef("v1", "ConfigMap", "team", "x")),  # a GET is never retried
+        lambda: executor.list_objects("batch/v1", "Job", "team"),
+        lambda: executor.create(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "t"}}
+        ),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(ApiTimeout, match="did not answer within 1 s"):
+            call()
+        assert time.monotonic() - started < 2.5

@@ -1,0 +1,73 @@
+"""Metric series of deleted resources are removed (else /metrics reports them forever)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import generate_latest
+
+from model_garden.operator.metrics import OperatorMetrics
+
+
+def _body(kind: str, ns: str, name: str, **status: Any) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "metadata": {"namespace": ns, "name": name},
+        "spec": {"model": "chat"},
+        "status": status,
+    }
+
+
+CARBON = {"carbon": {"energyKwh": 0.001, "emissionsKg": 0.002}}
+
+
+def _names(metrics: OperatorMetrics, family: str) -> set[tuple[str, str]]:
+    return {
+        (s.labels["namespace"], s.labels["name"])
+        for m in metrics.registry.collect()
+        if m.name == family
+        for s in m.samples
+    }
+
+
+def test_forget_removes_every_series_of_the_resource_only() -> None:
+    metrics = OperatorMetrics()
+    metrics.observe_statuses(
+        "FineTuneJob",
+        [_body("FineTuneJob", "a", "tune", **CARBON), _body("FineTuneJob", "b", "tune", **CARBON)],
+    )
+    metrics.observe_statuses(
+        "InferenceDeployment", [_body("InferenceDeployment", "a", "tune", **CARBON)]
+    )
+    metrics.observe_statuses(
+        "ModelVersion", [_body("ModelVersion", "a", "chat-v1", lifetimeEmissionsKg=0.5)]
+    )
+    assert _names(metrics, "modelgarden_finetunejob_energy_joules") == {
+        ("a", "tune"),
+        ("b", "tune"),
+    }
+
+    metrics.forget("FineTuneJob", "a", "tune")
+    for family in (
+        "modelgarden_finetunejob_energy_joules",
+        "modelgarden_finetunejob_emissions_grams",
+    ):
+        assert _names(metrics, family) == {("b", "tune")}
+    # another kind of the same name keeps its series
+    assert _names(metrics, "modelgarden_inferencedeployment_energy_joules") == {("a", "tune")}
+
+    metrics.forget("ModelVersion", "a", "chat-v1")  # a series with one more label (model)
+    assert _names(metrics, "modelgarden_modelversion_lifetime_emissions_grams") == set()
+    assert b'name="chat-v1"' not in generate_latest(metrics.registry)
+    metrics.forget("FineTuneJob", "a", "gone")  # unknown: nothing to do
+
+
+def test_observing_the_remaining_resources_drops_the_deleted_ones() -> None:
+    metrics = OperatorMetrics()
+    both = [
+        _body("InferenceDeployment", "a", "x", **CARBON),
+        _body("InferenceDeployment", "a", "y", **CARBON),
+    ]
+    metrics.observe_statuses("InferenceDeployment", both)
+    metrics.observe_statuses("InferenceDeployment", both[1:])
+    assert _names(metrics, "modelgarden_inferencedeployment_emissions_grams") == {("a", "y")}
