@@ -26,6 +26,7 @@ from ml.test_training_support import (
 from model_garden.api.contracts import TERMINATION_MESSAGE_LIMIT, TrainingResult, read_document
 from model_garden.runtime import runtime_env, runtime_python
 from model_garden.training.outputs import RESULT_FILE, folder_digest
+from model_garden.training.run import EXIT_BAD_INPUT
 
 pytestmark = pytest.mark.ml
 
@@ -323,7 +324,7 @@ def test_bad_dataset_line_fails_before_loading_the_model(tiny_model: Path, tmp_p
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == EXIT_BAD_INPUT, proc.stdout + proc.stderr  # retries cannot fix it
     result = result_of(cfg.parent)
     assert result.outcome == "Failed" and result.reason == "DatasetError"
     assert f"{data}, line 21: field 'output': must be a string" in result.message

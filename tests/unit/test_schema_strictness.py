@@ -361,11 +361,12 @@ def test_the_model_refuses_what_the_schema_refuses(constraint: Constraint) -> No
     accepted = [(base, doc) for base, doc in controls if _accepts(model, doc)]
     if not accepted:
         # The only way to reach this field is through something the schema refuses as a whole
-        # (spec.carbon.schedulingWindow until scheduling windows exist): nothing to prove here.
+        # (spec.carbon.schedulingWindow until scheduling windows exist): then what holds is that
+        # the schema's CEL rule refuses every such document, as the model just did.
         assert all(refused_by_a_cel_rule(kind, doc) for _, doc in controls), (
             f"no valid document reaches {shown(constraint.path)}: {describe(model, controls[0][1])}"
         )
-        pytest.skip(f"{shown(constraint.path)} is only reachable through a refused field")
+        return
     base, _ = accepted[0]
     broken = place(base, schema, constraint.path, constraint.violate)
     with pytest.raises(ValidationError) as err:

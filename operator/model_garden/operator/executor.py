@@ -22,13 +22,20 @@ import urllib3
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from model_garden.api.labels import FIELD_MANAGER, LABEL_FTJ_UID
+from model_garden.api.labels import (
+    API_VERSION,
+    FIELD_MANAGER,
+    FINETUNEJOBS,
+    INFERENCEDEPLOYMENTS,
+    LABEL_FTJ_UID,
+    MODELVERSIONS,
+)
 
 from .plan import ObjectRef, Plan
 
 log = logging.getLogger(__name__)
 
-# apiVersion/kind -> plural (every kind the operator touches).
+# apiVersion/kind -> plural (every kind the operator touches; ours named in api/labels.py).
 PLURALS = {
     ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
@@ -38,9 +45,9 @@ PLURALS = {
     ("batch/v1", "Job"): "jobs",
     ("apps/v1", "Deployment"): "deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
-    ("modelgarden.dev/v1alpha1", "FineTuneJob"): "finetunejobs",
-    ("modelgarden.dev/v1alpha1", "ModelVersion"): "modelversions",
-    ("modelgarden.dev/v1alpha1", "InferenceDeployment"): "inferencedeployments",
+    (API_VERSION, "FineTuneJob"): FINETUNEJOBS,
+    (API_VERSION, "ModelVersion"): MODELVERSIONS,
+    (API_VERSION, "InferenceDeployment"): INFERENCEDEPLOYMENTS,
 }
 
 

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 FTJ = (GROUP, VERSION, FINETUNEJOBS)
 MV = (GROUP, VERSION, MODELVERSIONS)
 IDEP = (GROUP, VERSION, INFERENCEDEPLOYMENTS)
+NETWORK_POLICIES = ("networking.k8s.io", "v1", "networkpolicies")
 MANAGED = {MANAGED_BY: OPERATOR_NAME}
 OWNER_LABELS = (
     (LABEL_FTJ, LABEL_FTJ_UID, "FineTuneJob"),
@@ -121,10 +122,18 @@ def _ctx(memo: kopf.Memo) -> Context:
     return ctx
 
 
+def _forget(ctx: Context, kind: str, body: kopf.Body) -> None:
+    """A deleted resource's metric series go with it (else /metrics reports it forever)."""
+    meta = body.get("metadata", {})
+    ctx.metrics.forget(kind, meta.get("namespace", ""), meta.get("name", ""))
+
+
 def ftj_event(body: kopf.Body, type: str, memo: kopf.Memo, **kw: Any) -> None:
     ctx, idx = _ctx(memo), Indexes.of(kw)
     ctx.metrics.observe_statuses("FineTuneJob", all_bodies(idx.ftj_idx))
-    if type != "DELETED" and not _deleting(body):
+    if type == "DELETED":
+        _forget(ctx, "FineTuneJob", body)
+    elif not _deleting(body):
         reconcile_finetunejob(ctx, Owned(dict(body), memo), idx)
 
 
@@ -134,7 +143,9 @@ def mv_event(
     ctx, idx = _ctx(memo), Indexes.of(kw)
     ctx.metrics.observe_statuses("ModelVersion", all_bodies(idx.mv_idx))
     owner = Owned(dict(body), memo)
-    if type != "DELETED":
+    if type == "DELETED":
+        _forget(ctx, "ModelVersion", body)
+    else:
         reconcile_modelversion(ctx, owner, idx)
     mv = owner.parsed(ModelVersion)
     model = mv.spec.model if mv is not None else None
@@ -159,7 +170,9 @@ def idep_event(
     ctx, idx = _ctx(memo), Indexes.of(kw)
     ctx.metrics.observe_statuses("InferenceDeployment", all_bodies(idx.idep_idx))
     owner = Owned(dict(body), memo)
-    if type != "DELETED" and not _deleting(body):
+    if type == "DELETED":
+        _forget(ctx, "InferenceDeployment", body)
+    elif not _deleting(body):
         reconcile_inferencedeployment(ctx, owner, idx)
     # The versions it serves (or served) keep servingDeployments, their finalizer and their
     # serving totals current: only their own reconciler writes their status.
@@ -292,6 +305,8 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         id="cm_idx",
         registry=registry,
     )(child_index)
+    # NetworkPolicies: observed, so a reconcile applies one only when it differs (or is gone).
+    kopf.index(*NETWORK_POLICIES, labels=MANAGED, id="np_idx", registry=registry)(child_index)
     kopf.index(
         *jobs,
         labels={**MANAGED, LABEL_COMPONENT: "trainer"},
@@ -310,6 +325,7 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     kopf.on.event(
         "apps", "v1", "deployments", labels=MANAGED, id="deploy_event", registry=registry
     )(child_event)
+    kopf.on.event(*NETWORK_POLICIES, labels=MANAGED, id="np_event", registry=registry)(child_event)
 
     kopf.timer(
         *FTJ,

@@ -16,6 +16,7 @@ ConfigMap, so a user knows what to change and an admin knows what to relax.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,6 +174,14 @@ def load_policy(config_map: dict[str, Any] | None, settings: OperatorSettings) -
         return Policy(AdminPolicy.model_validate(document), source)
     except ValidationError as exc:
         raise PolicyError(source, describe_errors(exc)) from exc
+
+
+def in_force(
+    policy: Policy | PolicyError | None, settings: OperatorSettings
+) -> Policy | PolicyError:
+    """The policy a planner checks: the observed one, or the default (None: nothing read,
+    as in planner tables and local mode)."""
+    return policy if policy is not None else load_policy(None, settings)
 
 
 def image_allowed(image: str, prefixes: list[str]) -> bool:
@@ -348,13 +357,17 @@ class PolicyCache:
         self._clock = clock
         self._value: Policy | PolicyError | None = None
         self._at = 0.0
+        self._lock = threading.Lock()  # handlers run in a thread pool: one GET per expiry
 
     def current(self) -> Policy | PolicyError:
-        now = self._clock()
-        if self._value is None or now - self._at >= self._ttl:
-            try:
-                self._value = load_policy(self._fetch(), self._settings)
-            except PolicyError as exc:
-                self._value = exc
-            self._at = now
-        return self._value
+        """The policy in force; an error reading the ConfigMap (not its content) propagates,
+        so the reconcile fails and is retried rather than falling back to the default."""
+        with self._lock:
+            now = self._clock()
+            if self._value is None or now - self._at >= self._ttl:
+                try:
+                    self._value = load_policy(self._fetch(), self._settings)
+                except PolicyError as exc:
+                    self._value = exc
+                self._at = now
+            return self._value

@@ -29,6 +29,7 @@ from .inferencedeployment.plan import InferenceDeploymentWorld, plan_inferencede
 from .metrics import OperatorMetrics
 from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_deployments
 from .plan import Plan
+from .policy import Policy, PolicyCache, PolicyError
 from .settings import OperatorSettings
 from .status import StatusDraft
 
@@ -46,6 +47,7 @@ INDEXES = (
     "deploy_idx",
     "service_idx",
     "cm_idx",
+    "np_idx",
     "pvc_idx",
 )
 
@@ -57,6 +59,8 @@ class Context:
     settings: OperatorSettings
     executor: Executor
     metrics: OperatorMetrics
+    policy_cache: PolicyCache | None = None
+    """The admin policy ConfigMap, re-read at most every few seconds (None: the default)."""
     _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,6 +68,10 @@ class Context:
         """Admissions of one namespace are decided one at a time (versions, the cap)."""
         with self._guard:
             return self._namespace_locks.setdefault(namespace, threading.Lock())
+
+    def policy(self) -> Policy | PolicyError | None:
+        """The admin policy in force now (a broken ConfigMap: its PolicyError, refusing all)."""
+        return self.policy_cache.current() if self.policy_cache is not None else None
 
 
 @dataclass(frozen=True)
@@ -113,6 +121,7 @@ class Indexes:
     deploy_idx: Mapping[Any, Any]
     service_idx: Mapping[Any, Any]
     cm_idx: Mapping[Any, Any]
+    np_idx: Mapping[Any, Any]
     pvc_idx: Mapping[Any, Any]
 
     @classmethod
@@ -250,6 +259,8 @@ def reconcile_finetunejob(
             model_versions=typed(owners(idx.mv_idx, ns), ModelVersion),
             progress=progress,
         )
+        if world.job is None and not admission.is_done(ftj):
+            world.policy = ctx.policy()  # checked only before the job starts
         if world.job is not None:
             owner.memo.pop("admitted_job", None)  # the index shows it now
         source = ftj.spec.base_model.model_version
@@ -329,6 +340,8 @@ def reconcile_inferencedeployment(
             deployment=child(idx.deploy_idx, key),
             service=child(idx.service_idx, key),
             config_map=child(idx.cm_idx, key),
+            network_policy=child(idx.np_idx, key),
+            policy=ctx.policy(),
             claims={c["metadata"]["name"]: c for c in children(idx.pvc_idx, ns)},
             readings=readings,
             live_pods=[p["metadata"]["uid"] for p in children(idx.pod_idx, key)]

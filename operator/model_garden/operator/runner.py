@@ -12,9 +12,13 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
+from model_garden.api.labels import GROUP
+
 from .executor import Executor
 from .handlers import Context, register
 from .metrics import OperatorMetrics
+from .plan import ObjectRef
+from .policy import PolicyCache
 from .settings import OperatorSettings
 
 log = logging.getLogger(__name__)
@@ -79,14 +83,16 @@ def build_registry(
     both use ``api_client``'s credentials (refreshed by its own hook, as in-cluster clients).
     """
     registry = kopf.OperatorRegistry()
+    executor = Executor(
+        api_client,
+        timeout=(settings.api_connect_timeout_seconds, settings.api_read_timeout_seconds),
+        reconnect=reload,
+    )
     ctx = Context(
         settings=settings,
-        executor=Executor(
-            api_client,
-            timeout=(settings.api_connect_timeout_seconds, settings.api_read_timeout_seconds),
-            reconnect=reload,
-        ),
+        executor=executor,
         metrics=metrics,
+        policy_cache=policy_cache(executor, settings),
     )
     register(registry, ctx)
 
@@ -97,6 +103,13 @@ def build_registry(
     return registry, ctx
 
 
+def policy_cache(executor: Executor, settings: OperatorSettings) -> PolicyCache:
+    """The admin policy, read through the executor (one bounded GET per expiry; the operator
+    needs only ``get`` on that ConfigMap, no watch)."""
+    ref = ObjectRef("v1", "ConfigMap", settings.policy_namespace, settings.policy_config_map)
+    return PolicyCache(lambda: executor.get(ref), settings, ttl=settings.policy_cache_seconds)
+
+
 WATCH_SERVER_TIMEOUT = 300
 
 
@@ -105,13 +118,11 @@ def kopf_settings(operator: OperatorSettings | None = None) -> kopf.OperatorSett
     operator = operator or OperatorSettings()
     settings = kopf.OperatorSettings()
     # Keep kopf's bookkeeping out of status (the schema is our API) and name it after us.
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="modelgarden.dev"
-    )
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="modelgarden.dev", key="last-handled-configuration"
+        prefix=GROUP, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = "modelgarden.dev/kopf-finalizer"
+    settings.persistence.finalizer = f"{GROUP}/kopf-finalizer"
     settings.posting.enabled = False  # the executor posts our events, with our reasons
     settings.scanning.disabled = True  # no CRD/namespace watching: fixed resources, less RBAC
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT

@@ -76,6 +76,11 @@ class OperatorSettings(BaseSettings):
         default="model-garden-policy",
         description="Name of the admin policy ConfigMap; absent: the documented default policy.",
     )
+    policy_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="The policy ConfigMap is re-read at most this often (0: at every reconcile).",
+    )
     operator_namespace: str = Field(
         default="model-garden-system",
         description="Where the operator's pods run (NetworkPolicies let them reach the meter).",

@@ -39,7 +39,24 @@ SIGTERM_EXIT_BOUND_SECONDS = float(os.environ.get("MODEL_GARDEN_SIGTERM_BOUND", 
 """After SIGTERM the trainer exits within this bound (one step + one checkpoint save normally);
 the operator sets the pod's terminationGracePeriodSeconds above it (90 s)."""
 EXIT_FAILED = 1
+"""A failure a retry may fix (a backend error, a node problem): the Job retries (backoffLimit)."""
+EXIT_INVALID_CONFIG = 2
+"""The TrainingConfig cannot be read: the Job's podFailurePolicy fails the Job at once."""
+EXIT_BAD_INPUT = 3
+"""The input is wrong in a way no retry fixes (a dataset that does not parse, an output
+directory that is not this job's, a checkpoint that is refused): the podFailurePolicy fails the
+Job at once instead of repeating the same failure ``backoffLimit`` times. The operator's
+``TRAINER_EXIT_BAD_INPUT`` must equal it (a unit test checks)."""
 EXIT_TERMINATED = 143
+
+BAD_INPUT_REASONS = frozenset({"DatasetError", ownership.REASON, checkpoints.REFUSED})
+"""TrainingResult reasons that exit with :data:`EXIT_BAD_INPUT`."""
+
+
+def exit_code(result: TrainingResult) -> int:
+    """The process exit code of a failed run's result (its reason decides whether retrying
+    can help); the result itself still goes to the termination message either way."""
+    return EXIT_BAD_INPUT if result.reason in BAD_INPUT_REASONS else EXIT_FAILED
 
 
 def log(message: str, **fields: Any) -> None:
@@ -395,13 +412,16 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
         )
         return finish(result, 0)
     except (DatasetError, DatasetErrors) as exc:
-        return finish(failure("DatasetError", str(exc), **_ident(base)), EXIT_FAILED)
+        bad = failure("DatasetError", str(exc), **_ident(base))
+        return finish(bad, exit_code(bad))
     except ownership.NotOurs as exc:
         log("refused", path=str(exc.path), owner=exc.found)
-        return finish(failure(ownership.REASON, str(exc), **_ident(base)), EXIT_FAILED)
+        bad = failure(ownership.REASON, str(exc), **_ident(base))
+        return finish(bad, exit_code(bad))
     except checkpoints.CheckpointRefused as exc:
         log("refused", error=str(exc))
-        return finish(failure(checkpoints.REFUSED, str(exc), **_ident(base)), EXIT_FAILED)
+        bad = failure(checkpoints.REFUSED, str(exc), **_ident(base))
+        return finish(bad, exit_code(bad))
     except Exception as exc:  # every failure still reports a result
         kind = type(exc).__name__
         reason = "BackendUnavailable" if kind == "BackendUnavailable" else "TrainingError"
@@ -454,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         result = failure("InvalidConfig", f"{args.config}: {exc}")
         print(result.to_termination_message(), file=sys.stderr)
-        return 2
+        return EXIT_INVALID_CONFIG
     result, code = run(config)
     log("result", outcome=result.outcome, reason=result.reason, detail=result.message)
     return code

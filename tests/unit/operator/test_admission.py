@@ -29,6 +29,13 @@ def _done(name: str, uid: str) -> FineTuneJob:
     return FineTuneJob.model_validate(body)
 
 
+def _refused(name: str, uid: str) -> FineTuneJob:
+    running = {"type": "Running", "status": "False", "reason": "PolicyRefused"}
+    body = ftj(name, status={"conditions": [running]})
+    body["metadata"]["uid"] = uid
+    return FineTuneJob.model_validate(body)
+
+
 def _job(owner: str, version: int = 1, **kw: Any) -> dict[str, Any]:
     return job(f"{owner}-train", version=f"chat-v{version}", owner_uid=f"uid-{owner}", **kw)
 
@@ -124,6 +131,10 @@ ROWS = [
         older=1,
         reserved={1},
         waits=True,
+    ),
+    Row(
+        "an older job the admin policy refused waits for a change, not a slot: it is not ahead",
+        [THIS, _refused("bad", "uid-bad")],
     ),
     Row(
         "Kueue and suspended jobs do not wait for the operator's slot",

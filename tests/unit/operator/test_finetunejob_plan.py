@@ -10,9 +10,15 @@ import pytest
 
 from model_garden.api import ModelVersion
 from model_garden.api.contracts import TrainingConfig, TrainingProgress
+from model_garden.operator.finetunejob.objects import (
+    TRAINER_EXIT_BAD_INPUT,
+    TRAINER_EXIT_INVALID_CONFIG,
+)
 from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from model_garden.operator.plan import Plan
+from model_garden.operator.policy import POLICY_KEY, PolicyError, load_policy
 from model_garden.operator.settings import TRAINER_SIGTERM_GRACE_SECONDS
+from model_garden.training.run import EXIT_BAD_INPUT, EXIT_INVALID_CONFIG
 
 from .factories import NOW, SETTINGS, conditions, ftj, job, mvt, pod, result, ts
 
@@ -54,6 +60,12 @@ def _progress() -> TrainingProgress:
     )
 
 
+ONE_GPU = load_policy(
+    {"data": {POLICY_KEY: "allowedImagePrefixes: ['registry.team/']\nmaxGpusPerPod: 1\n"}},
+    SETTINGS,
+)
+BROKEN = PolicyError(ONE_GPU.source, ["not YAML"])
+
 CASES = [
     Case(
         "new job creates its ConfigMap and Job",
@@ -71,6 +83,48 @@ CASES = [
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Starting")},
         events=["JobCreated"],
+    ),
+    Case(
+        "default policy (no ConfigMap) refuses a foreign image: nothing created, said once",
+        ftj(image="evil.example/miner:1"),
+        conds={"Running": ("False", "PolicyRefused")},
+        events=["PolicyRefused"],
+    ),
+    Case(
+        "default policy refuses a toleration of every taint",
+        ftj(resources={"tolerations": [{"operator": "Exists"}]}),
+        conds={"Running": ("False", "PolicyRefused")},
+        events=["PolicyRefused"],
+    ),
+    Case(
+        "an installed policy refuses more GPUs than it allows",
+        ftj(image="registry.team/trainer:2"),
+        FineTuneJobWorld(policy=ONE_GPU),
+        conds={"Running": ("False", "PolicyRefused")},
+        events=["PolicyRefused"],
+    ),
+    Case(
+        "an installed policy admits what it allows",
+        ftj(image="registry.team/trainer:2", resources={"gpus": 1}),
+        FineTuneJobWorld(policy=ONE_GPU),
+        creates=["ConfigMap/tune-train-config", "Job/tune-train"],
+        conds={"Running": ("False", "Starting")},
+        events=["JobCreated"],
+    ),
+    Case(
+        "a broken policy ConfigMap refuses every new job (fail closed)",
+        ftj(),
+        FineTuneJobWorld(policy=BROKEN),
+        conds={"Running": ("False", "PolicyRefused")},
+        events=["PolicyRefused"],
+    ),
+    Case(
+        "a running job is not checked again: a later policy does not stop it",
+        ftj(image="evil.example/miner:1", status=RUNNING),
+        FineTuneJobWorld(
+            job=job(), pods=[pod(phase="Running")], policy=BROKEN, progress=_progress()
+        ),
+        conds={"Running": ("True", "Training")},
     ),
     Case(
         "new job waits with Queued when the namespace cap is reached",
@@ -455,7 +509,27 @@ def test_new_job_builds_the_training_config_and_job() -> None:
     (c,) = pod_spec["containers"]
     assert c["command"] == ["python", "-m", "model_garden.training"]
     assert c["resources"]["limits"] == {"cpu": "2", "memory": "32Gi", "nvidia.com/gpu": "2"}
-    assert c["resources"]["requests"] == c["resources"]["limits"]
+    # Guaranteed QoS for CPU and memory; scratch space requested (scheduled where it fits),
+    # bounded by each emptyDir's sizeLimit, /dev/shm by the memory limit (issue 8, item 12).
+    assert c["resources"]["requests"] == {**c["resources"]["limits"], "ephemeral-storage": "10Gi"}
+    scratch = {v["name"]: v["emptyDir"] for v in pod_spec["volumes"] if "emptyDir" in v}
+    assert scratch == {
+        "tmp": {"sizeLimit": "4Gi"},
+        "cache": {"sizeLimit": "100Gi"},
+        "dshm": {"medium": "Memory", "sizeLimit": "32Gi"},
+    }
+    assert pod_spec["securityContext"]["fsGroupChangePolicy"] == "OnRootMismatch"
+    # Exit 2 (unreadable config) and 3 (bad input) fail the Job at once; evictions are ignored.
+    rules = {r["action"]: r for r in spec["podFailurePolicy"]["rules"]}
+    assert rules["FailJob"]["onExitCodes"] == {
+        "containerName": "trainer",
+        "operator": "In",
+        "values": [TRAINER_EXIT_INVALID_CONFIG, TRAINER_EXIT_BAD_INPUT],
+    }
+    assert (TRAINER_EXIT_INVALID_CONFIG, TRAINER_EXIT_BAD_INPUT) == (
+        EXIT_INVALID_CONFIG,
+        EXIT_BAD_INPUT,
+    )
     assert c["terminationMessagePath"] == "/dev/termination-log"
     assert {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}}} in c[
         "env"
@@ -580,7 +654,9 @@ def test_running_status_rounds_loss_and_shows_emissions_for_people() -> None:
 
 
 def test_job_pod_failure_policy_ignores_disruptions_and_fails_on_a_bad_config() -> None:
-    """Evictions must not use up backoffLimit; an unreadable config cannot succeed on retry."""
+    """Evictions must not use up backoffLimit; an unreadable config (2) or bad input (3: a
+    dataset that does not parse, an output that is not ours, a refused checkpoint) cannot
+    succeed on retry."""
     job_obj = plan_finetunejob(ftj(), FineTuneJobWorld(), SETTINGS, NOW).create[1]
     rules = job_obj["spec"]["podFailurePolicy"]["rules"]
     assert rules[0] == {
@@ -588,7 +664,11 @@ def test_job_pod_failure_policy_ignores_disruptions_and_fails_on_a_bad_config() 
         "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
     }
     assert rules[1]["action"] == "FailJob"
-    assert rules[1]["onExitCodes"] == {"containerName": "trainer", "operator": "In", "values": [2]}
+    assert rules[1]["onExitCodes"] == {
+        "containerName": "trainer",
+        "operator": "In",
+        "values": [2, 3],
+    }
     assert job_obj["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # required by it
 
 

@@ -146,3 +146,25 @@ def test_rbac_manifests_validate_and_use_no_wildcards(path: Path) -> None:
         if doc["kind"] == "ClusterRole":
             secrets = [r for r in doc["rules"] if "secrets" in r["resources"]]
             assert secrets == [], "the operator never reads Secrets"
+
+
+def test_trainer_job_fails_at_once_on_bad_config_or_bad_input_on_a_current_schema() -> None:
+    """The envtest server (1.20) drops podFailurePolicy, so the rule is checked here: exit 2
+    (unreadable config) and 3 (bad input) fail the Job without using up backoffLimit."""
+    (job,) = [o for o in CHILDREN if o["kind"] == "Job" and o["metadata"]["name"] == "tune-train"]
+    fail = [r for r in job["spec"]["podFailurePolicy"]["rules"] if r["action"] == "FailJob"]
+    assert fail == [
+        {
+            "action": "FailJob",
+            "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [2, 3]},
+        }
+    ]
+    kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+
+
+def test_network_policy_and_api_key_volume_are_in_the_validated_children() -> None:
+    kinds = {o["kind"] for o in CHILDREN}
+    assert "NetworkPolicy" in kinds
+    (deployment,) = [o for o in CHILDREN if o["kind"] == "Deployment"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert any(v.get("secret", {}).get("secretName") == "k" for v in volumes)

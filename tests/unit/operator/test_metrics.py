@@ -71,3 +71,21 @@ def test_observing_the_remaining_resources_drops_the_deleted_ones() -> None:
     metrics.observe_statuses("InferenceDeployment", both)
     metrics.observe_statuses("InferenceDeployment", both[1:])
     assert _names(metrics, "modelgarden_inferencedeployment_emissions_grams") == {("a", "y")}
+
+
+def test_deleted_event_forgets_the_resource_series() -> None:
+    """The handlers wire it: a DELETED event removes the resource's series at once."""
+    from model_garden.operator import handlers
+    from model_garden.operator.reconcile import INDEXES, Context
+    from model_garden.operator.settings import OperatorSettings
+
+    metrics = OperatorMetrics()
+    ctx = Context(settings=OperatorSettings(), executor=None, metrics=metrics)  # type: ignore[arg-type]
+    body = _body("InferenceDeployment", "a", "bot", **CARBON)
+    metrics.observe_statuses("InferenceDeployment", [body])
+    assert _names(metrics, "modelgarden_inferencedeployment_energy_joules") == {("a", "bot")}
+    indexes: dict[str, Any] = {name: {} for name in INDEXES}
+    handlers.idep_event(
+        body=body, type="DELETED", namespace="a", name="bot", memo={"ctx": ctx}, **indexes
+    )  # type: ignore[arg-type]
+    assert _names(metrics, "modelgarden_inferencedeployment_energy_joules") == set()

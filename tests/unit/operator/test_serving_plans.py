@@ -193,6 +193,7 @@ def _applied(plan: Any) -> dict[str, dict[str, Any]]:
 def _observed(plan: Any, ready: int = 1) -> InferenceDeploymentWorld:
     """The world after the plan was applied and the Deployment rolled out."""
     objs = _applied(plan)
+    objs.setdefault("Service", {})
     dep = json.loads(json.dumps(objs["Deployment"]))
     dep["metadata"]["generation"] = 1
     replicas = dep["spec"]["replicas"]
@@ -207,6 +208,7 @@ def _observed(plan: Any, ready: int = 1) -> InferenceDeploymentWorld:
         deployment=dep,
         service=objs["Service"],
         config_map=objs["ConfigMap"],
+        network_policy=objs.get("NetworkPolicy"),
     )
 
 
@@ -222,7 +224,8 @@ def test_new_deployment_gets_configmap_deployment_and_service() -> None:
         body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
     )
     objs = _applied(plan)
-    assert set(objs) == {"ConfigMap", "Deployment", "Service"}
+    assert set(objs) == {"NetworkPolicy", "ConfigMap", "Deployment", "Service"}
+    assert plan.apply[0]["kind"] == "NetworkPolicy"  # in place before any pod starts
     config = ServingConfig.model_validate_json(objs["ConfigMap"]["data"]["serving-config.json"])
     assert (config.model.name, config.model.path) == (
         "chat",
@@ -260,7 +263,14 @@ def test_rolled_out_deployment_is_ready_and_replanning_changes_nothing() -> None
     assert plan3.empty
 
 
-def test_adapter_added_updates_the_configmap_and_mounts_the_adapter() -> None:
+def _template(plan: Any) -> dict[str, Any]:
+    template: dict[str, Any] = _applied(plan)["Deployment"]["spec"]["template"]
+    return template
+
+
+def test_adapter_added_without_dynamic_adapters_rolls_the_pods() -> None:
+    """spec.dynamicAdapters false (the default): vLLM serves only the adapters it started with,
+    so a changed list changes the config hash and rolls the pods (issue 8, item 10)."""
     body = idep(modelVersion="chat-v1")
     first = plan_inferencedeployment(
         body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
@@ -269,11 +279,125 @@ def test_adapter_added_updates_the_configmap_and_mounts_the_adapter() -> None:
     body["spec"]["adapters"] = [{"name": "tone", "modelVersion": "tone-v1"}]
     plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
     assert "ConfigUpdated" in [e.reason for e in plan.events]
+    config = ServingConfig.model_validate_json(
+        _applied(plan)["ConfigMap"]["data"]["serving-config.json"]
+    )
+    assert [a.name for a in config.adapters] == ["tone"] and not config.dynamic_adapters
+    old, new = _template(first), _template(plan)
+    hash_key = "modelgarden.dev/config-hash"
+    assert new["metadata"]["annotations"][hash_key] != old["metadata"]["annotations"][hash_key]
+    mounts = new["spec"]["containers"][0]["volumeMounts"]
+    assert any(m["mountPath"] == config.adapters[0].path and m["readOnly"] for m in mounts)
+    rolled = _observed(plan)  # no NetworkPolicy or Service in this plan: already there
+    rolled.service, rolled.network_policy = world.service, world.network_policy
+    assert plan_inferencedeployment(body, rolled, SETTINGS, NOW).apply == []
+
+
+def test_adapter_added_with_dynamic_adapters_changes_only_the_configmap() -> None:
+    """spec.dynamicAdapters true: adapter claims are mounted whole and read-only, so a new
+    adapter on them reaches the running launcher through the ConfigMap alone."""
+    body = idep(
+        modelVersion="chat-v1",
+        dynamicAdapters=True,
+        apiKeySecret={"name": "key"},
+        adapters=[{"name": "ad", "modelVersion": "ad-v1"}],
+    )
+    first = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    mounts = _template(first)["spec"]["containers"][0]["volumeMounts"]
+    claim = [m for m in mounts if m["name"] == "claim-artifacts"]
+    assert claim == [
+        {"name": "claim-artifacts", "mountPath": "/mnt/model-garden/artifacts", "readOnly": True}
+    ]
+    world = _observed(first)
+    body["spec"]["adapters"].append({"name": "tone", "modelVersion": "tone-v1"})
+    plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert [o["kind"] for o in plan.apply] == ["ConfigMap"]
+    config = ServingConfig.model_validate_json(plan.apply[0]["data"]["serving-config.json"])
+    assert [a.name for a in config.adapters] == ["ad", "tone"] and config.dynamic_adapters
+    assert "loaded at run time" in next(e.message for e in plan.events)
+
+
+def test_api_key_reaches_the_pod_by_env_and_as_a_file_never_in_the_config() -> None:
+    body = idep(modelVersion="chat-v1", apiKeySecret={"name": "key", "key": "k"})
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
     objs = _applied(plan)
     config = ServingConfig.model_validate_json(objs["ConfigMap"]["data"]["serving-config.json"])
-    assert [a.name for a in config.adapters] == ["tone"]
-    mounts = objs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
-    assert any(m["mountPath"] == config.adapters[0].path and m["readOnly"] for m in mounts)
+    assert config.api_key_file == "/etc/model-garden-api-key/api-key"
+    pod_spec = objs["Deployment"]["spec"]["template"]["spec"]
+    (c,) = pod_spec["containers"]
+    assert {
+        "name": config.api_key_env,
+        "valueFrom": {"secretKeyRef": {"name": "key", "key": "k"}},
+    } in c["env"]
+    assert {
+        "name": "api-key",
+        "mountPath": "/etc/model-garden-api-key",
+        "readOnly": True,
+    } in c["volumeMounts"]
+    (volume,) = [v for v in pod_spec["volumes"] if v["name"] == "api-key"]
+    assert volume["secret"]["secretName"] == "key"
+    assert volume["secret"]["items"] == [{"key": "k", "path": "api-key"}]
+    assert "--api-key" not in json.dumps(objs["Deployment"])
+
+
+def test_server_pod_requests_scratch_and_bounds_every_emptydir() -> None:
+    body = idep(modelVersion="chat-v1", resources={"memory": "24Gi"})
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    pod_spec = _template(plan)["spec"]
+    (c,) = pod_spec["containers"]
+    assert c["resources"]["requests"]["ephemeral-storage"] == "10Gi"
+    assert "ephemeral-storage" not in c["resources"]["limits"]
+    scratch = {v["name"]: v["emptyDir"] for v in pod_spec["volumes"] if "emptyDir" in v}
+    assert scratch == {
+        "tmp": {"sizeLimit": "4Gi"},
+        "cache": {"sizeLimit": "100Gi"},
+        "dshm": {"medium": "Memory", "sizeLimit": "24Gi"},
+    }
+
+
+def test_network_policy_follows_spec_and_is_deleted_when_disabled() -> None:
+    peers = [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]
+    body = idep(modelVersion="chat-v1", networkPolicy={"allowFrom": peers})
+    first = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    policy = _applied(first)["NetworkPolicy"]
+    assert policy["metadata"]["name"] == "bot"
+    assert policy["metadata"]["labels"]["modelgarden.dev/inference-deployment-uid"] == "uid-bot"
+    assert policy["spec"]["ingress"][0]["from"] == peers
+    world = _observed(first)
+    body["spec"]["networkPolicy"] = {"allowFrom": []}
+    changed = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert "Deployment" not in _applied(changed)  # the pods do not roll
+    assert changed.apply[0]["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]
+    body["spec"]["networkPolicy"] = {"enabled": False}
+    off = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert "NetworkPolicy" not in _applied(off) and "Deployment" not in _applied(off)
+    assert [(r.kind, r.name) for r in off.delete] == [("NetworkPolicy", "bot")]
+
+
+def test_policy_refusal_creates_and_changes_nothing_and_says_so_once() -> None:
+    """With no policy ConfigMap the default refuses a flag that runs remote code."""
+    body = idep(modelVersion="chat-v1", engine={"extraArgs": ["--trust-remote-code"]})
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    assert plan.apply == [] and plan.delete == [] and plan.create == []
+    assert conditions(plan.status)["Ready"] == ("False", "PolicyRefused")
+    ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
+    assert "spec.engine.extraArgs[0] '--trust-remote-code'" in ready["message"]
+    assert "deniedExtraArgs" in ready["message"]
+    assert [e.reason for e in plan.events] == ["PolicyRefused"]
+    again = plan_inferencedeployment(
+        _body_after(body, plan), InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    assert again.empty
 
 
 def test_version_promoted_rolls_the_deployment() -> None:
@@ -463,7 +587,7 @@ def test_served_adapter_waits_for_its_base_version() -> None:
         SETTINGS,
         NOW,
     )
-    assert plan.apply == []
+    assert [o["kind"] for o in plan.apply] == ["NetworkPolicy"]  # no pod until both are Ready
     ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
     assert ready["reason"] == "WaitingForModelVersion" and "base-v1" in ready["message"]
 

@@ -15,7 +15,7 @@ import pytest
 from model_garden.api.contracts import Identity, TrainingConfig, TrainingResult
 from model_garden.training import ownership
 from model_garden.training.outputs import RESULT_FILE
-from model_garden.training.run import EXIT_FAILED, run
+from model_garden.training.run import EXIT_BAD_INPUT, run
 
 
 def test_absent_and_empty_directories_are_claimed_and_retries_reuse_them(tmp_path: Path) -> None:
@@ -81,7 +81,7 @@ def test_run_refuses_an_output_dir_it_does_not_own_and_deletes_nothing(tmp_path:
         result, code = run(config)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    assert code == EXIT_FAILED
+    assert code == EXIT_BAD_INPUT  # no retry can fix it: the Job fails at once
     assert result.outcome == "Failed" and result.reason == ownership.REASON == "OutputNotOurs"
     assert str(out) in result.message and "nothing was deleted" in result.message
     assert TrainingResult.model_validate_json(term.read_text()).reason == "OutputNotOurs"

@@ -60,6 +60,15 @@ def is_done(ftj: FineTuneJob) -> bool:
     )
 
 
+def refused(ftj: FineTuneJob) -> bool:
+    """Refused by the admin policy (its last status says so): it waits for a spec or policy
+    change, not for a slot, so it does not hold younger jobs back."""
+    return any(
+        c.type == "Running" and c.status == "False" and c.reason == "PolicyRefused"
+        for c in ftj.status.conditions
+    )
+
+
 def waits_for_slot(ftj: FineTuneJob, running: int, older_waiting: int, cap: int) -> bool:
     """Without Kueue, at most ``cap`` jobs run per namespace, the rest start in creation order."""
     return not ftj.spec.queue_name and bool(cap) and running + older_waiting >= cap
@@ -107,6 +116,7 @@ def decide(
         and not is_done(other)
         and not other.spec.queue_name
         and not other.spec.suspend
+        and not refused(other)
         and _created(other) < _created(ftj)
     )
     return Admission(

@@ -45,6 +45,9 @@ TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 TRAINER_EXIT_INVALID_CONFIG = 2
 """``python -m model_garden.training`` exits 2 when its TrainingConfig cannot be read: a retry
 cannot help, so the Job's podFailurePolicy fails it at once instead of using up backoffLimit."""
+TRAINER_EXIT_BAD_INPUT = 3
+"""The trainer exits 3 on input no retry fixes (a dataset that does not parse, an output
+directory that is not this job's, a refused checkpoint: ``training.run.EXIT_BAD_INPUT``)."""
 
 
 def job_name(ftj_name: str) -> str:
@@ -140,7 +143,8 @@ def build_config_map(
 
 
 def pod_failure_policy() -> dict[str, Any]:
-    """Evictions and node drains do not use up backoffLimit; an unreadable config fails at once.
+    """Evictions and node drains do not use up backoffLimit; an unreadable config or bad input
+    (exit 2 or 3: retrying would fail the same way) fails the Job at once.
 
     (Kubernetes 1.26+; older API servers drop the field and count every failure, as before.)
     """
@@ -155,7 +159,7 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": observe.TRAINER_CONTAINER,
                     "operator": "In",
-                    "values": [TRAINER_EXIT_INVALID_CONFIG],
+                    "values": [TRAINER_EXIT_INVALID_CONFIG, TRAINER_EXIT_BAD_INPUT],
                 },
             },
         ]
@@ -176,7 +180,11 @@ def build_job(
     job_labels = dict(pod_labels)
     if spec.queue_name:
         job_labels[LABEL_KUEUE_QUEUE] = spec.queue_name
-    scratch, scratch_mounts = scratch_volumes()
+    scratch, scratch_mounts = scratch_volumes(
+        settings.tmp_size_limit,
+        settings.cache_size_limit,
+        shm_size_limit=spec.resources.memory or settings.trainer_memory,
+    )
     env: list[dict[str, Any]] = list(CACHE_ENV)
     hub = spec.base_model.hub
     if hub is not None and hub.token_secret is not None:
@@ -196,7 +204,12 @@ def build_job(
         "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
         "env": env,
         "ports": [{"name": "progress", "containerPort": settings.progress_port}],
-        "resources": compute(spec.resources, settings.trainer_cpu, settings.trainer_memory),
+        "resources": compute(
+            spec.resources,
+            settings.trainer_cpu,
+            settings.trainer_memory,
+            settings.ephemeral_storage_request,
+        ),
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",

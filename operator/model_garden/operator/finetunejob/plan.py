@@ -15,6 +15,7 @@ from model_garden.api.labels import LABEL_FTJ_UID
 
 from .. import observe
 from ..plan import ObjectRef, Plan
+from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_message
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
@@ -56,6 +57,9 @@ class FineTuneJobWorld:
     older_waiting: int = 0
     """FineTuneJobs in the namespace created before this one and still waiting for a slot."""
     progress: TrainingProgress | None = None
+    policy: Policy | PolicyError | None = None
+    """The admin policy in force (None: the documented default, no ConfigMap); checked only
+    before the Job exists: a running job is not stopped by a later policy change."""
 
 
 def next_version(model: str, model_versions: list[ModelVersion], reserved: set[int]) -> int:
@@ -170,6 +174,15 @@ def _plan_start(
     world: FineTuneJobWorld,
     settings: OperatorSettings,
 ) -> None:
+    refusals = check_finetunejob(ftj.spec, in_force(world.policy, settings))
+    if refusals:
+        message = (
+            f"Refused by the admin policy: {refusals_message(refusals)}. Nothing was created;"
+            " change the spec (or ask an admin to change the policy): the job starts then."
+        )
+        if st.set_condition("Running", ConditionStatus.FALSE, "PolicyRefused", message):
+            plan.event("Warning", "PolicyRefused", message)
+        return
     source = ftj.spec.base_model
     if source.model_version is not None:
         base = world.base_model_version

@@ -23,9 +23,13 @@ from model_garden.api.labels import (
     OPERATOR_NAME,
 )
 
+from ..networkpolicy import build_network_policy
 from ..plan import child_meta, child_name, stable_hash
 from ..podspec import (
+    API_KEY_FILE,
     CACHE_ENV,
+    api_key_env,
+    api_key_volume,
     compute,
     container_security_context,
     pod_security_context,
@@ -92,10 +96,15 @@ def build_serving_config(
         if not is_ready(amv):
             waiting.append(adapter.model_version)
             continue
+        location = resolve(amv.spec.artifact.uri)
+        if idep.spec.dynamic_adapters and location.claim:
+            # Adapters loaded at run time: the whole claim, read-only, so a change to the list
+            # changes only the ConfigMap (the launcher loads it), never the pods.
+            mounts.add_claim(location.claim)
         adapters.append(
             ServedArtifact(
                 name=adapter.name,
-                path=mounts.add(resolve(amv.spec.artifact.uri)),
+                path=mounts.add(location),
                 model_version=adapter.model_version,
             )
         )
@@ -113,16 +122,26 @@ def build_serving_config(
         country=carbon.country or settings.default_country,
         region=carbon.region or settings.default_region,
         api_key_env=API_KEY_ENV,
+        api_key_file=API_KEY_FILE if idep.spec.api_key_secret is not None else None,
+        dynamic_adapters=idep.spec.dynamic_adapters,
     )
     return config, missing, waiting
 
 
 def restart_hash(config: ServingConfig) -> str:
-    """Hash of what the server reads only at start: everything but the adapters (hot-loaded)."""
+    """Hash of what the server reads only at start; a change rolls the pods.
+
+    With ``dynamic_adapters`` the adapter list is left out (the launcher loads and drops
+    adapters live); without, vLLM serves only the adapters it started with, so a changed list
+    must roll the pods. Replicas and the NetworkPolicy never reach the pods.
+    """
     wire = config.to_wire()
-    wire.pop("adapters", None)
-    wire.get("spec", {}).pop("adapters", None)
-    wire.get("spec", {}).pop("replicas", None)
+    spec = wire.get("spec", {})
+    if config.dynamic_adapters:
+        wire.pop("adapters", None)
+        spec.pop("adapters", None)
+    spec.pop("replicas", None)
+    spec.pop("networkPolicy", None)
     return stable_hash(wire)
 
 
@@ -162,22 +181,23 @@ def build_deployment(
     name = idep.metadata.name
     spec = idep.spec
     env: list[dict[str, Any]] = list(CACHE_ENV)
+    key_volumes: list[dict[str, Any]] = []
+    key_mounts: list[dict[str, Any]] = []
     if spec.api_key_secret is not None:
-        env.append(
-            {
-                "name": API_KEY_ENV,
-                "valueFrom": {
-                    "secretKeyRef": {
-                        "name": spec.api_key_secret.name,
-                        "key": spec.api_key_secret.key,
-                    }
-                },
-            }
-        )
+        # By environment (secretKeyRef: the operator never reads the Secret) and as a file the
+        # launcher watches, so a rotated Secret restarts vLLM with the new key.
+        env.append(api_key_env(spec.api_key_secret, config.api_key_env))
+        key_volume, key_mount = api_key_volume(spec.api_key_secret)
+        key_volumes.append(key_volume)
+        key_mounts.append(key_mount)
     resources = spec.resources
     if resources.gpus and spec.engine.tensor_parallel_size > resources.gpus:
         resources = resources.model_copy(update={"gpus": spec.engine.tensor_parallel_size})
-    scratch, scratch_mounts = scratch_volumes()
+    scratch, scratch_mounts = scratch_volumes(
+        settings.tmp_size_limit,
+        settings.cache_size_limit,
+        shm_size_limit=resources.memory or settings.server_memory,
+    )
     health = {"path": "/health", "port": "http"}
     container = {
         "name": SERVER_CONTAINER,
@@ -190,13 +210,19 @@ def build_deployment(
             {"name": "http", "containerPort": config.ports.api},
             {"name": "metrics", "containerPort": config.ports.meter},
         ],
-        "resources": compute(resources, settings.server_cpu, settings.server_memory),
+        "resources": compute(
+            resources,
+            settings.server_cpu,
+            settings.server_memory,
+            settings.ephemeral_storage_request,
+        ),
         "securityContext": container_security_context(),
         "startupProbe": {"httpGet": health, "periodSeconds": 10, "failureThreshold": 180},
         "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": health, "periodSeconds": 20, "failureThreshold": 3},
         # A directory mount (not subPath) so adapter changes reach the running launcher.
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+        + key_mounts
         + mounts.volume_mounts()
         + scratch_mounts,
     }
@@ -228,6 +254,7 @@ def build_deployment(
                     "terminationGracePeriodSeconds": 60,
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": config_map_name(name)}}]
+                    + key_volumes
                     + mounts.volumes()
                     + scratch,
                     **scheduling(resources),
@@ -257,6 +284,22 @@ def build_service(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]
             ],
         },
     }
+
+
+def build_policy(
+    body: dict[str, Any], idep: InferenceDeployment, settings: OperatorSettings
+) -> dict[str, Any]:
+    """The NetworkPolicy of the server pods (``spec.networkPolicy``; :mod:`..networkpolicy`)."""
+    ports = ServingPorts(meter=settings.meter_port)
+    return build_network_policy(
+        body,
+        labels(body),
+        {LABEL_IDEP: idep.metadata.name},
+        ports.api,
+        ports.meter,
+        [peer.to_wire() for peer in idep.spec.network_policy.allow_from],
+        settings,
+    )
 
 
 def endpoint(name: str, namespace: str, port: int) -> str:

@@ -13,7 +13,8 @@ from model_garden.api.common import ConditionStatus
 from model_garden.api.contracts import ServingCarbon
 from model_garden.api.labels import ANNOTATION_VERSION, LABEL_IDEP
 
-from ..plan import Plan, is_subset
+from ..plan import ObjectRef, Plan, is_subset
+from ..policy import Policy, PolicyError, check_inferencedeployment, in_force, refusals_message
 from ..servingcarbon import accumulate
 from ..settings import OperatorSettings
 from ..status import StatusDraft
@@ -22,6 +23,7 @@ from .objects import (
     RWO_MODES,
     build_config_map,
     build_deployment,
+    build_policy,
     build_service,
     build_serving_config,
     by_name,
@@ -44,6 +46,10 @@ class InferenceDeploymentWorld:
     """This poll's meter readings by pod uid (None: no poll this time, carbon stays as is)."""
     live_pods: list[str] | None = None
     """uids of the deployment's pods that exist (baselines of others are dropped)."""
+    network_policy: dict[str, Any] | None = None
+    """Its NetworkPolicy (matched by the deployment's uid)."""
+    policy: Policy | PolicyError | None = None
+    """The admin policy in force (None: the documented default, no ConfigMap)."""
 
 
 def resolve_model_version(
@@ -116,6 +122,15 @@ def plan_inferencedeployment(
         plan.status = st.patch()
         return plan
 
+    refusals = check_inferencedeployment(idep.spec, in_force(world.policy, settings))
+    if refusals:  # what runs keeps running; nothing is created or changed for this spec
+        message = f"Refused by the admin policy: {refusals_message(refusals)}"
+        if set_cond("Ready", ConditionStatus.FALSE, "PolicyRefused", message):
+            plan.event("Warning", "PolicyRefused", message)
+        set_cond("Progressing", ConditionStatus.FALSE, "PolicyRefused", message)
+        return finish()
+    _plan_network_policy(plan, body, idep, world, settings)
+
     mv = resolve_model_version(idep, world.model_versions)
     if mv is None:
         wanted = idep.spec.model_version or f"model {idep.spec.model} at stage {idep.spec.stage}"
@@ -167,11 +182,12 @@ def plan_inferencedeployment(
     if world.config_map is None or not is_subset(desired_cm["data"], world.config_map.get("data")):
         plan.apply.append(desired_cm)
         if world.config_map is not None and deployment is not None:
-            plan.event(
-                "Normal",
-                "ConfigUpdated",
-                "Serving config updated (adapters are hot-loaded, no restart).",
+            how = (
+                "adapters are loaded at run time, no restart"
+                if idep.spec.dynamic_adapters
+                else "the pods roll when what vLLM reads at start changed"
             )
+            plan.event("Normal", "ConfigUpdated", f"Serving config updated ({how}).")
     if deployment is None or not is_subset(desired_deploy["spec"], deployment.get("spec")):
         plan.apply.append(desired_deploy)
         old = (
@@ -246,3 +262,23 @@ def plan_inferencedeployment(
             f"No server pod is ready yet (0/{replicas}); vLLM loads the model first.",
         )
     return finish()
+
+
+def _plan_network_policy(
+    plan: Plan,
+    body: dict[str, Any],
+    idep: InferenceDeployment,
+    world: InferenceDeploymentWorld,
+    settings: OperatorSettings,
+) -> None:
+    """Apply the NetworkPolicy (before any pod exists), or delete it when it is disabled."""
+    if idep.spec.network_policy.enabled:
+        desired = build_policy(body, idep, settings)
+        observed = world.network_policy
+        if observed is None or not is_subset(desired["spec"], observed.get("spec")):
+            plan.apply.append(desired)
+    elif world.network_policy is not None:
+        meta = world.network_policy["metadata"]
+        plan.delete.append(
+            ObjectRef("networking.k8s.io/v1", "NetworkPolicy", meta["namespace"], meta["name"])
+        )

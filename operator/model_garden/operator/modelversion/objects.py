@@ -47,13 +47,20 @@ def build_verify_job(
     mounts = Mounts()
     path = mounts.add(resolve(mv.spec.artifact.uri))
     job_labels = labels(mv)
-    scratch, scratch_mounts = scratch_volumes()
+    scratch, scratch_mounts = scratch_volumes(
+        settings.tmp_size_limit, settings.cache_size_limit, shm_size_limit=settings.verify_memory
+    )
     container = {
         "name": VERIFY_CONTAINER,
         "image": settings.verify_image or settings.trainer_image,
         "command": ["python", "-m", "model_garden.operator.verify"],
         "args": ["--path", path, "--format", str(mv.spec.artifact.format)],
-        "resources": compute(Resources(), settings.verify_cpu, settings.verify_memory),
+        "resources": compute(
+            Resources(),
+            settings.verify_cpu,
+            settings.verify_memory,
+            settings.ephemeral_storage_request,
+        ),
         "securityContext": container_security_context(),
         "terminationMessagePath": "/dev/termination-log",
         "terminationMessagePolicy": "FallbackToLogsOnError",
