@@ -49,8 +49,12 @@ Job at once instead of repeating the same failure ``backoffLimit`` times. The op
 ``TRAINER_EXIT_BAD_INPUT`` must equal it (a unit test checks)."""
 EXIT_TERMINATED = 143
 
-BAD_INPUT_REASONS = frozenset({"DatasetError", ownership.REASON, checkpoints.REFUSED})
-"""TrainingResult reasons that exit with :data:`EXIT_BAD_INPUT`."""
+BAD_INPUT_REASONS = frozenset(
+    {"DatasetError", ownership.REASON, checkpoints.REFUSED, "CarbonBudgetExceeded"}
+)
+"""TrainingResult reasons that exit with :data:`EXIT_BAD_INPUT`: a retry cannot change them (a
+retry after the carbon budget would resume and stop again at once; raising the budget resumes
+the job instead, through the operator)."""
 
 
 def exit_code(result: TrainingResult) -> int:

@@ -27,6 +27,16 @@ RUNNING = {
     "jobName": "tune-train",
     "observedGeneration": 1,
 }
+BUDGET_STOPPED = {
+    "conditions": [
+        {"type": "Failed", "status": "True", "reason": "CarbonBudgetExceeded"},
+        {"type": "Running", "status": "False", "reason": "CarbonBudgetExceeded"},
+    ],
+    "jobName": "tune-train",
+    "carbon": {"energyKwh": 0.2, "emissionsKg": 0.02},
+    "completionTime": "2026-11-27T11:00:00Z",
+    "observedGeneration": 1,
+}
 SUCCEEDED = {
     "conditions": [{"type": "Succeeded", "status": "True", "reason": "Completed"}],
     "modelVersion": "chat-v1",
@@ -45,6 +55,8 @@ class Case:
     patches: list[dict[str, Any]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)  # reasons
     no_status_change: bool = False
+    passes: int = 1
+    """Plans until nothing is left to do (2: a transition that first removes, then creates)."""
 
 
 def _progress() -> TrainingProgress:
@@ -424,6 +436,34 @@ CASES = [
         deletes=["Job/tune-train"],
         events=["CarbonBudgetExceeded"],
     ),
+    Case(
+        "budget-stopped job whose budget is unchanged stays failed",
+        ftj(status=BUDGET_STOPPED, carbon={"budgetKg": "0.01"}),
+        FineTuneJobWorld(job=job(finished="Failed")),
+        conds={"Failed": ("True", "CarbonBudgetExceeded")},
+        no_status_change=True,
+    ),
+    Case(
+        "raised budget first removes the stopped Job and its old config",
+        ftj(status=BUDGET_STOPPED, carbon={"budgetKg": "0.05"}, generation=2),
+        FineTuneJobWorld(job=job(finished="Failed")),
+        deletes=["Job/tune-train", "ConfigMap/tune-train-config"],
+        conds={"Failed": ("True", "CarbonBudgetExceeded"), "Running": ("False", "Resuming")},
+        events=["BudgetRaised"],
+        passes=2,
+    ),
+    Case(
+        "raised budget resumes with a new Job once the old one is gone",
+        ftj(status=BUDGET_STOPPED, carbon={"budgetKg": "0.05"}, generation=2),
+        FineTuneJobWorld(),
+        creates=["ConfigMap/tune-train-config", "Job/tune-train"],
+        conds={
+            "Failed": ("False", "Resumed"),
+            "Succeeded": ("False", "Resumed"),
+            "Running": ("False", "Starting"),
+        },
+        events=["JobCreated"],
+    ),
 ]
 
 
@@ -468,6 +508,8 @@ def _world_after(world: FineTuneJobWorld, plan: Plan) -> FineTuneJobWorld:
         job = json.loads(json.dumps(job))
         job["spec"].update(patch["spec"])
     for ref in plan.delete:
+        if ref.kind == "ConfigMap":  # the world holds no ConfigMaps: nothing to remove
+            continue
         assert job is not None and ref.kind == "Job" and ref.name == job["metadata"]["name"]
         job, pods = None, []  # deleted with propagation: its pods go too
     created = [ModelVersion.model_validate(o) for o in plan.create if o["kind"] == "ModelVersion"]
@@ -478,8 +520,11 @@ def _world_after(world: FineTuneJobWorld, plan: Plan) -> FineTuneJobWorld:
 def test_replanning_after_applying_changes_nothing(case: Case) -> None:
     """Every row: once its plan is applied (status, creates, patches, deletes), the next pass
     has nothing left to do."""
-    plan = plan_finetunejob(case.body, case.world, SETTINGS, NOW)
-    again = plan_finetunejob(_apply(case.body, plan), _world_after(case.world, plan), SETTINGS, NOW)
+    body, world = case.body, case.world
+    for _ in range(case.passes):
+        plan = plan_finetunejob(body, world, SETTINGS, NOW)
+        body, world = _apply(body, plan), _world_after(world, plan)
+    again = plan_finetunejob(body, world, SETTINGS, NOW)
     assert again.empty, again.details() + [e.reason for e in again.events]
 
 

@@ -33,7 +33,7 @@ from model_garden.training.run import (
         (checkpoints.REFUSED, EXIT_BAD_INPUT),
         ("TrainingError", EXIT_FAILED),
         ("BackendUnavailable", EXIT_FAILED),
-        ("CarbonBudgetExceeded", EXIT_FAILED),
+        ("CarbonBudgetExceeded", EXIT_BAD_INPUT),
     ],
 )
 def test_reasons_no_retry_fixes_exit_with_the_bad_input_code(reason: str, code: int) -> None:

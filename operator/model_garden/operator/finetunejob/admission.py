@@ -54,10 +54,27 @@ def reserved_version(job: Mapping[str, Any], model: str) -> int | None:
     return None
 
 
+def budget_raised(ftj: FineTuneJob) -> bool:
+    """Stopped by its carbon budget, and the budget now allows more (or was removed).
+
+    The one spec change that takes effect after the start: the job resumes from its
+    checkpoint (the trainer's run key leaves ``spec.carbon`` out, so it is the same run).
+    """
+    failed = next(
+        (c for c in ftj.status.conditions if c.type == "Failed" and c.status == "True"), None
+    )
+    if failed is None or failed.reason != "CarbonBudgetExceeded":
+        return False
+    budget = ftj.spec.carbon.budget_kg
+    spent = ftj.status.carbon.emissions_kg if ftj.status.carbon is not None else 0.0
+    return budget is None or float(budget) > spent
+
+
 def is_done(ftj: FineTuneJob) -> bool:
+    """Succeeded or failed for good (a budget-stopped job whose budget was raised is not)."""
     return any(
         c.type in ("Succeeded", "Failed") and c.status == "True" for c in ftj.status.conditions
-    )
+    ) and not budget_raised(ftj)
 
 
 def refused(ftj: FineTuneJob) -> bool:

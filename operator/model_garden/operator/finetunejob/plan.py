@@ -19,7 +19,7 @@ from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
-from .admission import is_done, reserved_version, waits_for_slot
+from .admission import budget_raised, is_done, reserved_version, waits_for_slot
 from .diagnose import Diagnosis, diagnose_failure, diagnose_pending, find_result
 from .objects import (
     build_config_map,
@@ -27,6 +27,7 @@ from .objects import (
     build_model_version,
     build_training_config,
     choose_artifact,
+    config_map_name,
     output_uri,
 )
 
@@ -104,6 +105,10 @@ def plan_finetunejob(
         return plan
 
     job = world.job
+    if budget_raised(ftj):
+        _plan_resume(plan, st, body, ftj, world, settings)
+        plan.status = st.patch()
+        return plan
     if job is None:
         _plan_start(plan, st, body, ftj, world, settings)
         plan.status = st.patch()
@@ -232,6 +237,39 @@ def _plan_start(
         f"Created Job {job['metadata']['name']} training {target} into {output_uri(ftj, version)}.",
         if_created=job["metadata"]["name"],
     )
+
+
+RESUMING_MESSAGE = (
+    "spec.carbon.budgetKg was raised above the emissions so far: removing the stopped Job,"
+    " then resuming from the last checkpoint."
+)
+
+
+def _plan_resume(
+    plan: Plan,
+    st: StatusDraft,
+    body: dict[str, Any],
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    settings: OperatorSettings,
+) -> None:
+    """A budget-stopped job whose budget was raised: first remove the stopped Job and its
+    config (which holds the old budget), then start again the normal way; the trainer resumes
+    from the checkpoint, since the run key leaves the budget out. Failed stays True until the
+    new Job exists, so the old Job's failure is never read as the new run's."""
+    ns = ftj.metadata.namespace or "default"
+    if world.job is not None:
+        plan.delete.append(ObjectRef("batch/v1", "Job", ns, world.job["metadata"]["name"]))
+        plan.delete.append(ObjectRef("v1", "ConfigMap", ns, config_map_name(ftj.metadata.name)))
+        if st.set_condition("Running", ConditionStatus.FALSE, "Resuming", RESUMING_MESSAGE):
+            plan.event("Normal", "BudgetRaised", RESUMING_MESSAGE)
+        return
+    _plan_start(plan, st, body, ftj, world, settings)
+    if any(obj["kind"] == "Job" for obj in plan.create):
+        message = "Resumed after spec.carbon.budgetKg was raised."
+        st.set_condition("Failed", ConditionStatus.FALSE, "Resumed", message)
+        st.set_condition("Succeeded", ConditionStatus.FALSE, "Resumed", message)
+        st.fields["completionTime"] = None  # a merge patch's null removes it
 
 
 def _plan_running(
