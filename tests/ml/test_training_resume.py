@@ -36,7 +36,7 @@ from ml.test_training_support import (
     wait_for_checkpoint,
 )
 from model_garden.training import checkpoints
-from model_garden.training.run import EXIT_TERMINATED, SIGTERM_EXIT_BOUND_SECONDS
+from model_garden.training.run import EXIT_BAD_INPUT, EXIT_TERMINATED, SIGTERM_EXIT_BOUND_SECONDS
 
 pytestmark = pytest.mark.ml
 
@@ -131,7 +131,7 @@ def test_raised_budget_resumes_and_a_recreated_job_starts_over(
     root = work / "checkpoints"
     small = {"country": "FRA", "budgetKg": "1e-12"}
     cfg = training_config(work, tiny_model, data, steps=6, every=100, carbon=small)
-    assert wait(start_trainer(cfg), work) == 1
+    assert wait(start_trainer(cfg), work) == EXIT_BAD_INPUT  # a retry could not help
     stopped = result_of(work)
     assert stopped.reason == "CarbonBudgetExceeded", stopped.message
     step = stopped.metrics.steps
