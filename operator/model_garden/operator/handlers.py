@@ -51,6 +51,7 @@ from .reconcile import (
     reconcile_modelversion,
     reconcile_owner,
 )
+from .settings import OperatorSettings
 
 __all__ = ["Context", "register"]
 
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 FTJ = (GROUP, VERSION, FINETUNEJOBS)
 MV = (GROUP, VERSION, MODELVERSIONS)
 IDEP = (GROUP, VERSION, INFERENCEDEPLOYMENTS)
+JOBS = ("batch", "v1", "jobs")
+PODS = ("v1", "pods")
+DEPLOYMENTS = ("apps", "v1", "deployments")
 NETWORK_POLICIES = ("networking.k8s.io", "v1", "networkpolicies")
 MANAGED = {MANAGED_BY: OPERATOR_NAME}
 OWNER_LABELS = (
@@ -239,11 +243,9 @@ def ftj_timer(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kw: Any
     progress = None
     pods = children(idx.pod_idx, ("FineTuneJob", namespace or "", owner.uid))
     for pod in observe.newest_first(pods):
-        status = pod.get("status") or {}
-        if status.get("phase") == "Running" and status.get("podIP"):
-            progress = polling.fetch_progress(
-                status["podIP"], s.progress_port, s.http_timeout_seconds
-            )
+        ip = observe.running_ip(pod)
+        if ip is not None:
+            progress = polling.fetch_progress(ip, s.progress_port, s.http_timeout_seconds)
             break
     reconcile_finetunejob(ctx, owner, idx, progress=progress)
 
@@ -255,13 +257,12 @@ def idep_timer(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kw: An
     owner = Owned(dict(body), memo)
     readings: dict[str, ServingCarbon] = {}
     for pod in children(idx.pod_idx, ("InferenceDeployment", namespace or "", owner.uid)):
-        status = pod.get("status") or {}
-        if status.get("phase") == "Running" and status.get("podIP"):
-            reading = polling.fetch_meter(
-                status["podIP"], s.meter_port, s.meter_path, s.http_timeout_seconds
-            )
-            if reading is not None:
-                readings[pod["metadata"]["uid"]] = reading
+        ip = observe.running_ip(pod)
+        if ip is None:
+            continue
+        reading = polling.fetch_meter(ip, s.meter_port, s.meter_path, s.http_timeout_seconds)
+        if reading is not None:
+            readings[pod["metadata"]["uid"]] = reading
     reconcile_inferencedeployment(ctx, owner, idx, readings=readings if readings else None)
 
 
@@ -274,29 +275,31 @@ def mv_timer(body: kopf.Body, memo: kopf.Memo, **kw: Any) -> None:
 
 def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
     """Register every index and handler of the operator into ``registry``."""
-    s = ctx.settings
 
     def startup(memo: kopf.Memo, **_: Any) -> None:
         memo["ctx"] = ctx
 
     kopf.on.startup(registry=registry)(startup)
+    _register_indexes(registry)
+    _register_watches(registry)
+    _register_timers(registry, ctx.settings)
 
-    kinds: tuple[tuple[tuple[str, ...], str], ...] = (
-        (FTJ, "ftj_idx"),
-        (MV, "mv_idx"),
-        (IDEP, "idep_idx"),
-    )
-    for kind, index_id in kinds:
+
+def _register_indexes(registry: kopf.OperatorRegistry) -> None:
+    """The owners by namespace, our children by owner uid, trainer Jobs and claims by
+    namespace: the reconcilers read the world from these, never from the API server."""
+    owner_kinds = ((FTJ, "ftj_idx"), (MV, "mv_idx"), (IDEP, "idep_idx"))
+    for kind, index_id in owner_kinds:
         kopf.index(*kind, id=index_id, registry=registry)(owner_index)
-    jobs: tuple[str, ...] = ("batch", "v1", "jobs")
-    pods: tuple[str, ...] = ("v1", "pods")
-    children_: tuple[tuple[tuple[str, ...], str], ...] = (
-        (jobs, "job_idx"),
-        (pods, "pod_idx"),
-        (("apps", "v1", "deployments"), "deploy_idx"),
+    child_kinds = (
+        (JOBS, "job_idx"),
+        (PODS, "pod_idx"),
+        (DEPLOYMENTS, "deploy_idx"),
         (("v1", "services"), "service_idx"),
+        # NetworkPolicies: observed, so a reconcile applies one only when it differs (or is gone).
+        (NETWORK_POLICIES, "np_idx"),
     )
-    for resource, index_id in children_:
+    for resource, index_id in child_kinds:
         kopf.index(*resource, labels=MANAGED, id=index_id, registry=registry)(child_index)
     kopf.index(
         "v1",
@@ -305,28 +308,30 @@ def register(registry: kopf.OperatorRegistry, ctx: Context) -> None:
         id="cm_idx",
         registry=registry,
     )(child_index)
-    # NetworkPolicies: observed, so a reconcile applies one only when it differs (or is gone).
-    kopf.index(*NETWORK_POLICIES, labels=MANAGED, id="np_idx", registry=registry)(child_index)
     kopf.index(
-        *jobs,
+        *JOBS,
         labels={**MANAGED, LABEL_COMPONENT: "trainer"},
         id="trainer_job_idx",
         registry=registry,
     )(namespace_index)
     kopf.index("v1", "persistentvolumeclaims", id="pvc_idx", registry=registry)(claim_index)
 
-    # Owners: every watch event is a level-based reconcile (our own status writes converge).
+
+def _register_watches(registry: kopf.OperatorRegistry) -> None:
+    """Every watch event of an owner is a level-based reconcile (our own status writes
+    converge); a child's event re-reconciles its owner."""
     kopf.on.event(*FTJ, id="ftj_event", registry=registry)(ftj_event)
     kopf.on.event(*MV, id="mv_event", registry=registry)(mv_event)
     kopf.on.event(*IDEP, id="idep_event", registry=registry)(idep_event)
-    # Children: re-reconcile the owner.
-    kopf.on.event(*jobs, labels=MANAGED, id="job_event", registry=registry)(job_event)
-    kopf.on.event(*pods, labels=MANAGED, id="pod_event", registry=registry)(child_event)
-    kopf.on.event(
-        "apps", "v1", "deployments", labels=MANAGED, id="deploy_event", registry=registry
-    )(child_event)
+    kopf.on.event(*JOBS, labels=MANAGED, id="job_event", registry=registry)(job_event)
+    kopf.on.event(*PODS, labels=MANAGED, id="pod_event", registry=registry)(child_event)
+    kopf.on.event(*DEPLOYMENTS, labels=MANAGED, id="deploy_event", registry=registry)(child_event)
     kopf.on.event(*NETWORK_POLICIES, labels=MANAGED, id="np_event", registry=registry)(child_event)
 
+
+def _register_timers(registry: kopf.OperatorRegistry, s: OperatorSettings) -> None:
+    """Poll what no watch reports (trainer progress, serving meters) and resync ModelVersions;
+    a finished FineTuneJob is not polled."""
     kopf.timer(
         *FTJ,
         id="ftj_timer",

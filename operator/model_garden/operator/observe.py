@@ -1,4 +1,5 @@
-"""Small, pure readers of observed built-in objects (Jobs, Pods, Deployments) shared by the planners.
+"""Small, pure readers of observed objects (Jobs, Pods, Deployments, ModelVersions) shared by
+the planners.
 
 Our own kinds are parsed into their models; only Kubernetes' built-in kinds are read as dicts.
 """
@@ -11,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from model_garden.api import ModelVersion
 from model_garden.api.contracts import TrainingResult
 
 TRAINER_CONTAINER = "trainer"
@@ -35,6 +37,12 @@ def condition(obj: Mapping[str, Any] | None, type: str) -> dict[str, Any] | None
 def condition_true(obj: Mapping[str, Any] | None, type: str) -> bool:
     cond = condition(obj, type)
     return cond is not None and cond.get("status") == "True"
+
+
+def version_ready(mv: ModelVersion) -> bool:
+    """A ModelVersion whose artifact is verified (``Ready``): only such a version is served,
+    used as an adapter or trained from."""
+    return any(c.type == "Ready" and c.status == "True" for c in mv.status.conditions)
 
 
 def owner_uid(obj: Mapping[str, Any], label: str, kind: str | None = None) -> str | None:
@@ -74,6 +82,17 @@ def newest_first(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "",
         reverse=True,
     )
+
+
+def is_running(pod: Mapping[str, Any]) -> bool:
+    return (pod.get("status") or {}).get("phase") == "Running"
+
+
+def running_ip(pod: Mapping[str, Any]) -> str | None:
+    """The address of a running pod (None before it runs or has one): only a running pod's
+    /progress or meter can answer."""
+    ip = (pod.get("status") or {}).get("podIP")
+    return str(ip) if ip and is_running(pod) else None
 
 
 def container_status(pod: dict[str, Any], name: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_dep
 from .plan import Plan
 from .policy import Policy, PolicyCache, PolicyError
 from .settings import OperatorSettings
-from .status import StatusDraft
+from .status import Resource, StatusDraft
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +174,28 @@ def all_bodies(index: Mapping[Any, Any]) -> list[dict[str, Any]]:
 # --- errors and invalid specs -----------------------------------------------------------------
 
 
-def _run(ctx: Context, kind: str, body: dict[str, Any], plan: Plan) -> None:
+def _run(
+    ctx: Context, kind: str, body: dict[str, Any], resource: Resource | None, plan: Plan
+) -> None:
     if not plan.empty:
         meta = body["metadata"]
         details = "; ".join(plan.details()) or "events"
         log.info("%s %s/%s: %s", kind, meta["namespace"], meta["name"], details)
     ctx.executor.execute(plan, body)
-    _clear_conflict(ctx, body, plan)
+    _clear_conflict(ctx, body, resource, plan)
 
 
-def _clear_conflict(ctx: Context, body: dict[str, Any], plan: Plan) -> None:
-    """The plan applied in full: a Conflict recorded earlier is over."""
-    status = {**(body.get("status") or {}), **(plan.status or {})}
+def _clear_conflict(
+    ctx: Context, body: dict[str, Any], resource: Resource | None, plan: Plan
+) -> None:
+    """The plan applied in full: a ``Conflict`` recorded earlier is over. The draft starts from
+    the status as the plan left it, so clearing keeps what the plan just wrote."""
+    if resource is None or not any(
+        c.type == "Conflict" and c.status == ConditionStatus.TRUE
+        for c in resource.status.conditions
+    ):
+        return
+    status = {**resource.status.to_wire(), **(plan.status or {})}
     cleared = plan_conflict({**body, "status": status}, None)
     if cleared.status:
         ctx.executor.execute_owner(cleared, body)
@@ -270,7 +280,8 @@ def reconcile_finetunejob(
             )
         if world.job is not None or admission.is_done(ftj):
             owner.memo.pop("admitted_job", None)
-            _run(ctx, "FineTuneJob", body, plan_finetunejob(body, world, ctx.settings, utcnow()))
+            plan = plan_finetunejob(body, world, ctx.settings, utcnow())
+            _run(ctx, "FineTuneJob", body, ftj, plan)
             return
         with ctx.namespace_lock(ns):
             _admit(ftj, world, idx)
@@ -280,7 +291,7 @@ def reconcile_finetunejob(
                 if obj["kind"] == "Job" and obj["metadata"]["name"] in plan.created:
                     owner.memo["admitted_job"] = obj
         ctx.executor.execute_owner(plan, body)  # status and events: outside the namespace lock
-        _clear_conflict(ctx, body, plan)
+        _clear_conflict(ctx, body, ftj, plan)
 
 
 def _admit(ftj: FineTuneJob, world: FineTuneJobWorld, idx: Indexes) -> None:
@@ -319,7 +330,8 @@ def reconcile_modelversion(ctx: Context, owner: Owned, idx: Indexes) -> None:
             ),
             deployments=[e.body for e in idep_entries],
         )
-        _run(ctx, "ModelVersion", body, plan_modelversion(body, world, ctx.settings, utcnow()))
+        plan = plan_modelversion(body, world, ctx.settings, utcnow())
+        _run(ctx, "ModelVersion", body, owner.parsed(ModelVersion), plan)
 
 
 # --- InferenceDeployment ----------------------------------------------------------------------
@@ -349,7 +361,7 @@ def reconcile_inferencedeployment(
             else None,
         )
         plan = plan_inferencedeployment(body, world, ctx.settings, utcnow())
-        _run(ctx, "InferenceDeployment", body, plan)
+        _run(ctx, "InferenceDeployment", body, owner.parsed(InferenceDeployment), plan)
 
 
 RECONCILERS = {

@@ -173,30 +173,78 @@ def build_job(
     settings: OperatorSettings,
     mounts: Mounts,
 ) -> dict[str, Any]:
-    """The batch/v1 Job running ``python -m model_garden.training --config <mounted file>``."""
+    """The batch/v1 Job running ``python -m model_garden.training --config <mounted file>``.
+
+    Its pods carry the version they train (a label: the admission reads reserved versions
+    from it); with ``spec.queueName`` the Job starts suspended and Kueue admits it.
+    """
     spec = ftj.spec
     pod_labels = labels(ftj)
     pod_labels[LABEL_MV] = version_name(ftj.output_model, version)
     job_labels = dict(pod_labels)
     if spec.queue_name:
         job_labels[LABEL_KUEUE_QUEUE] = spec.queue_name
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        "podFailurePolicy": pod_failure_policy(),
+        "suspend": bool(spec.queue_name) or spec.suspend,
+        "template": {
+            "metadata": {"labels": pod_labels},
+            "spec": trainer_pod_spec(ftj, settings, mounts),
+        },
+    }
+    if spec.active_deadline_seconds:
+        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": child_meta(body, job_name(ftj.metadata.name), job_labels),
+        "spec": job_spec,
+    }
+
+
+def trainer_pod_spec(
+    ftj: FineTuneJob, settings: OperatorSettings, mounts: Mounts
+) -> dict[str, Any]:
+    """The trainer's pod: never restarted in place (the Job retries), no API token, enough
+    grace after SIGTERM for the trainer to write its checkpoint."""
+    spec = ftj.spec
     scratch, scratch_mounts = scratch_volumes(
         settings.tmp_size_limit,
         settings.cache_size_limit,
         shm_size_limit=spec.resources.memory or settings.trainer_memory,
     )
+    container = trainer_container(ftj, settings)
+    container["volumeMounts"] += mounts.volume_mounts() + scratch_mounts
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": TRAINER_SIGTERM_GRACE_SECONDS + 30,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": config_map_name(ftj.metadata.name)}}]
+        + mounts.volumes()
+        + scratch,
+        **scheduling(spec.resources),
+    }
+    if settings.trainer_service_account:
+        pod_spec["serviceAccountName"] = settings.trainer_service_account
+    return pod_spec
+
+
+def trainer_container(ftj: FineTuneJob, settings: OperatorSettings) -> dict[str, Any]:
+    """The trainer container, mounting its config directory; the caller adds the other mounts.
+
+    Its TrainingResult is the termination message (read by the planner), and the hub token
+    comes by ``secretKeyRef`` (the operator never reads Secrets).
+    """
+    spec = ftj.spec
     env: list[dict[str, Any]] = list(CACHE_ENV)
     hub = spec.base_model.hub
     if hub is not None and hub.token_secret is not None:
-        env.append(
-            {
-                "name": HF_TOKEN_ENV,
-                "valueFrom": {
-                    "secretKeyRef": {"name": hub.token_secret.name, "key": hub.token_secret.key}
-                },
-            }
-        )
-    container: dict[str, Any] = {
+        secret = {"name": hub.token_secret.name, "key": hub.token_secret.key}
+        env.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": secret}})
+    return {
         "name": observe.TRAINER_CONTAINER,
         "image": spec.image or settings.trainer_image,
         "imagePullPolicy": "IfNotPresent",
@@ -213,36 +261,7 @@ def build_job(
         "securityContext": container_security_context(),
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-        + mounts.volume_mounts()
-        + scratch_mounts,
-    }
-    pod_spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": TRAINER_SIGTERM_GRACE_SECONDS + 30,
-        "securityContext": pod_security_context(),
-        "containers": [container],
-        "volumes": [{"name": "config", "configMap": {"name": config_map_name(ftj.metadata.name)}}]
-        + mounts.volumes()
-        + scratch,
-        **scheduling(spec.resources),
-    }
-    if settings.trainer_service_account:
-        pod_spec["serviceAccountName"] = settings.trainer_service_account
-    job_spec: dict[str, Any] = {
-        "backoffLimit": spec.backoff_limit,
-        "podFailurePolicy": pod_failure_policy(),
-        "suspend": bool(spec.queue_name) or spec.suspend,
-        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
-    }
-    if spec.active_deadline_seconds:
-        job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": child_meta(body, job_name(ftj.metadata.name), job_labels),
-        "spec": job_spec,
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from model_garden.api import FineTuneJob, ModelVersion, version_name
 from model_garden.api.common import CarbonReport, ConditionStatus
-from model_garden.api.contracts import TrainingProgress
+from model_garden.api.contracts import TrainingProgress, TrainingResult
 from model_garden.api.display import planned_total_steps, round_loss
 from model_garden.api.finetunejob import TrainingCarbonStatus, TrainingProgressStatus
 from model_garden.api.labels import LABEL_FTJ_UID
@@ -94,52 +94,43 @@ def plan_finetunejob(
     settings: OperatorSettings,
     now: datetime,
 ) -> Plan:
-    """Drive one FineTuneJob: start its Job, follow it, and produce its ModelVersion once."""
+    """Drive one FineTuneJob: start its Job, follow it, and produce its ModelVersion once.
+
+    A finished job is left as it is; a budget-stopped one whose budget was raised resumes;
+    without a Job the admission decides whether to start one; with one, follow it.
+    """
     ftj = FineTuneJob.model_validate(body)
     plan = Plan()
     st = StatusDraft(ftj, now)
-    ns = ftj.metadata.namespace or "default"
-
     if is_done(ftj):
-        plan.status = st.patch()
-        return plan
-
-    job = world.job
-    if budget_raised(ftj):
+        pass
+    elif budget_raised(ftj):
         _plan_resume(plan, st, body, ftj, world, settings)
-        plan.status = st.patch()
-        return plan
-    if job is None:
+    elif world.job is None:
         _plan_start(plan, st, body, ftj, world, settings)
-        plan.status = st.patch()
-        return plan
+    else:
+        _follow_job(plan, st, ftj, world, settings, world.job)
+    plan.status = st.patch()
+    return plan
 
+
+def _follow_job(
+    plan: Plan,
+    st: StatusDraft,
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    settings: OperatorSettings,
+    job: dict[str, Any],
+) -> None:
+    """The Job exists: keep its suspension in step with the spec, then read its outcome
+    (succeeded, failed, suspended or queued) or, while it runs, its progress."""
+    ns = ftj.metadata.namespace or "default"
     version = reserved_version(job, ftj.output_model)
     st.fields["jobName"] = job["metadata"]["name"]
-    if st.current.get("jobName") and ftj.metadata.generation and ftj.status.observed_generation:
-        if ftj.metadata.generation > ftj.status.observed_generation:
-            plan.event(
-                "Normal",
-                "SpecChangeIgnored",
-                "The spec changed while the job exists: only spec.suspend takes effect;"
-                " create a new FineTuneJob to train with other settings.",
-            )
-
-    # suspend: ours to drive without Kueue; with Kueue we only ever suspend.
-    job_suspended = bool((job.get("spec") or {}).get("suspend", False))
+    _note_ignored_spec_change(plan, ftj)
     finished = observe.job_finished(job)
     ref = ObjectRef("batch/v1", "Job", ns, job["metadata"]["name"])
-    if finished is None and job_suspended != ftj.spec.suspend:
-        if not ftj.spec.queue_name or ftj.spec.suspend:
-            plan.patch.append((ref, {"spec": {"suspend": ftj.spec.suspend}}))
-            job_suspended = ftj.spec.suspend
-            plan.event(
-                "Normal",
-                "Suspended" if ftj.spec.suspend else "Resumed",
-                f"{'Suspending' if ftj.spec.suspend else 'Resuming'} Job {ref.name}"
-                + (" (the trainer checkpoints on SIGTERM)." if ftj.spec.suspend else "."),
-            )
-
+    suspended = _drive_suspend(plan, ftj, job, finished, ref)
     if finished == "Complete":
         _plan_success(plan, st, ftj, world, version, job)
     elif finished == "Failed":
@@ -149,7 +140,7 @@ def plan_finetunejob(
             _record_carbon(st, result.carbon)
             if result.backend:
                 st.fields["backend"] = result.backend
-    elif job_suspended:
+    elif suspended:
         if ftj.spec.queue_name and not ftj.spec.suspend:
             reason, message = "Queued", kueue_message(ftj.spec.queue_name)
         else:
@@ -159,8 +150,37 @@ def plan_finetunejob(
     else:
         _plan_running(plan, st, ftj, world, settings, ref)
 
-    plan.status = st.patch()
-    return plan
+
+def _note_ignored_spec_change(plan: Plan, ftj: FineTuneJob) -> None:
+    """Spec changes after the start are ignored (the run is keyed by what it trains): say so."""
+    generation, observed = ftj.metadata.generation, ftj.status.observed_generation
+    if ftj.status.job_name and generation and observed and generation > observed:
+        plan.event(
+            "Normal",
+            "SpecChangeIgnored",
+            "The spec changed while the job exists: only spec.suspend takes effect;"
+            " create a new FineTuneJob to train with other settings.",
+        )
+
+
+def _drive_suspend(
+    plan: Plan, ftj: FineTuneJob, job: dict[str, Any], finished: str | None, ref: ObjectRef
+) -> bool:
+    """Follow ``spec.suspend`` on a running Job and say whether it is suspended now. Without
+    Kueue suspension is ours to drive both ways; with Kueue we only ever suspend (Kueue admits)."""
+    suspended = bool((job.get("spec") or {}).get("suspend", False))
+    if finished is not None or suspended == ftj.spec.suspend:
+        return suspended
+    if ftj.spec.queue_name and not ftj.spec.suspend:
+        return suspended
+    plan.patch.append((ref, {"spec": {"suspend": ftj.spec.suspend}}))
+    plan.event(
+        "Normal",
+        "Suspended" if ftj.spec.suspend else "Resumed",
+        f"{'Suspending' if ftj.spec.suspend else 'Resuming'} Job {ref.name}"
+        + (" (the trainer checkpoints on SIGTERM)." if ftj.spec.suspend else "."),
+    )
+    return ftj.spec.suspend
 
 
 def _fail(plan: Plan, st: StatusDraft, diagnosis: Diagnosis) -> None:
@@ -179,39 +199,9 @@ def _plan_start(
     world: FineTuneJobWorld,
     settings: OperatorSettings,
 ) -> None:
-    refusals = check_finetunejob(ftj.spec, in_force(world.policy, settings))
-    if refusals:
-        message = (
-            f"Refused by the admin policy: {refusals_message(refusals)}. Nothing was created;"
-            " change the spec (or ask an admin to change the policy): the job starts then."
-        )
-        if st.set_condition("Running", ConditionStatus.FALSE, "PolicyRefused", message):
-            plan.event("Warning", "PolicyRefused", message)
-        return
-    source = ftj.spec.base_model
-    if source.model_version is not None:
-        base = world.base_model_version
-        if base is None:
-            message = (
-                f"ModelVersion {source.model_version.name} (spec.baseModel.modelVersion) does"
-                " not exist in this namespace; create it or fix the reference."
-            )
-            if st.set_condition("Running", ConditionStatus.FALSE, "BaseModelNotFound", message):
-                plan.event("Warning", "BaseModelNotFound", message)
-            return
-        if not any(c.type == "Ready" and c.status == "True" for c in base.status.conditions):
-            message = f"Waiting for ModelVersion {source.model_version.name} to become Ready."
-            st.set_condition("Running", ConditionStatus.FALSE, "BaseModelNotReady", message)
-            return
-    cap = settings.max_running_per_namespace
-    if waits_for_slot(ftj, world.running_in_namespace, world.older_waiting, cap):
-        message = (
-            f"Waiting for a slot: {world.running_in_namespace} FineTuneJob(s) running and"
-            f" {world.older_waiting} queued ahead in this namespace; the operator runs at most"
-            f" {cap} at once (maxRunningPerNamespace)."
-        )
-        if st.set_condition("Running", ConditionStatus.FALSE, "Queued", message):
-            plan.event("Normal", "Queued", message)
+    """Create the config and the Job once nothing holds the job back; the Job starts suspended
+    when Kueue admits it or the spec suspends it."""
+    if not _may_start(plan, st, ftj, world, settings):
         return
     version = next_version(ftj.output_model, world.model_versions, world.reserved_versions)
     mounts = Mounts()
@@ -237,6 +227,52 @@ def _plan_start(
         f"Created Job {job['metadata']['name']} training {target} into {output_uri(ftj, version)}.",
         if_created=job["metadata"]["name"],
     )
+
+
+def _may_start(
+    plan: Plan,
+    st: StatusDraft,
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    settings: OperatorSettings,
+) -> bool:
+    """What holds a job back, checked in this order: the admin policy, a base ModelVersion
+    that is missing or not Ready, and the namespace's cap on running jobs. Each is said in
+    ``Running`` (an event when it newly applies; waiting for a base model is quiet)."""
+    refusals = check_finetunejob(ftj.spec, in_force(world.policy, settings))
+    if refusals:
+        message = (
+            f"Refused by the admin policy: {refusals_message(refusals)}. Nothing was created;"
+            " change the spec (or ask an admin to change the policy): the job starts then."
+        )
+        if st.set_condition("Running", ConditionStatus.FALSE, "PolicyRefused", message):
+            plan.event("Warning", "PolicyRefused", message)
+        return False
+    source = ftj.spec.base_model.model_version
+    base = world.base_model_version
+    if source is not None and base is None:
+        message = (
+            f"ModelVersion {source.name} (spec.baseModel.modelVersion) does"
+            " not exist in this namespace; create it or fix the reference."
+        )
+        if st.set_condition("Running", ConditionStatus.FALSE, "BaseModelNotFound", message):
+            plan.event("Warning", "BaseModelNotFound", message)
+        return False
+    if source is not None and base is not None and not observe.version_ready(base):
+        message = f"Waiting for ModelVersion {source.name} to become Ready."
+        st.set_condition("Running", ConditionStatus.FALSE, "BaseModelNotReady", message)
+        return False
+    cap = settings.max_running_per_namespace
+    if waits_for_slot(ftj, world.running_in_namespace, world.older_waiting, cap):
+        message = (
+            f"Waiting for a slot: {world.running_in_namespace} FineTuneJob(s) running and"
+            f" {world.older_waiting} queued ahead in this namespace; the operator runs at most"
+            f" {cap} at once (maxRunningPerNamespace)."
+        )
+        if st.set_condition("Running", ConditionStatus.FALSE, "Queued", message):
+            plan.event("Normal", "Queued", message)
+        return False
+    return True
 
 
 RESUMING_MESSAGE = (
@@ -280,6 +316,9 @@ def _plan_running(
     settings: OperatorSettings,
     ref: ObjectRef,
 ) -> None:
+    """A Job not finished nor suspended: a pod stuck for good fails it (and deletes the Job),
+    one stuck for now says why; a running trainer's progress and carbon reach the status, and
+    emissions over ``spec.carbon.budgetKg`` stop it."""
     trouble = diagnose_pending(ftj, world.job, world.pods, st.now, settings.stuck_timeout_seconds)
     if trouble is not None and trouble.terminal:
         _fail(plan, st, trouble)
@@ -289,39 +328,15 @@ def _plan_running(
         if st.set_condition("Running", ConditionStatus.FALSE, trouble.reason, trouble.message):
             plan.event("Warning", trouble.reason, trouble.message)
         return
-    running = any((p.get("status") or {}).get("phase") == "Running" for p in world.pods)
-    if not running:
+    if not any(observe.is_running(p) for p in world.pods):
         st.set_condition("Running", ConditionStatus.FALSE, "Starting", STARTING_MESSAGE)
         return
     progress = world.progress
     if progress is not None:
-        st.fields["progress"] = _progress_status(ftj, progress)
-        carbon = TrainingCarbonStatus.model_validate(st.fields.get("carbon") or {})
-        _record_carbon(
-            st,
-            carbon.model_copy(
-                update={
-                    "energy_kwh": progress.energy_kwh,
-                    "emissions_kg": progress.emissions_kg,
-                    "method": progress.carbon_method,
-                    "country": ftj.spec.carbon.country or settings.default_country,
-                    "region": ftj.spec.carbon.region or settings.default_region,
-                }
-            ),
-        )
-        budget = ftj.spec.carbon.budget_kg
-        if budget is not None and progress.emissions_kg > float(budget):
-            _fail(
-                plan,
-                st,
-                Diagnosis(
-                    "CarbonBudgetExceeded",
-                    f"Emissions reached {progress.emissions_kg:.4g} kg CO2e, above"
-                    f" spec.carbon.budgetKg ({budget}); the job was stopped (its checkpoint is"
-                    " kept). Raise the budget or train fewer steps.",
-                    True,
-                ),
-            )
+        _record_progress(st, ftj, progress, settings)
+        over = _over_budget(ftj, progress)
+        if over is not None:
+            _fail(plan, st, over)
             plan.delete.append(ref)
             return
     step = f" (step {progress.step}/{progress.total_steps})" if progress else ""
@@ -329,6 +344,41 @@ def _plan_running(
     if st.set_condition("Running", ConditionStatus.TRUE, "Training", message):
         plan.event("Normal", "Running", "The trainer pod is running.")
     st.stamp("startTime")
+
+
+def _record_progress(
+    st: StatusDraft, ftj: FineTuneJob, progress: TrainingProgress, settings: OperatorSettings
+) -> None:
+    """The trainer's /progress into status.progress and the running carbon figures."""
+    st.fields["progress"] = _progress_status(ftj, progress)
+    carbon = TrainingCarbonStatus.model_validate(st.fields.get("carbon") or {})
+    _record_carbon(
+        st,
+        carbon.model_copy(
+            update={
+                "energy_kwh": progress.energy_kwh,
+                "emissions_kg": progress.emissions_kg,
+                "method": progress.carbon_method,
+                "country": ftj.spec.carbon.country or settings.default_country,
+                "region": ftj.spec.carbon.region or settings.default_region,
+            }
+        ),
+    )
+
+
+def _over_budget(ftj: FineTuneJob, progress: TrainingProgress) -> Diagnosis | None:
+    """``CarbonBudgetExceeded`` once emissions pass ``spec.carbon.budgetKg`` (the checkpoint
+    is kept, so raising the budget resumes the run)."""
+    budget = ftj.spec.carbon.budget_kg
+    if budget is None or progress.emissions_kg <= float(budget):
+        return None
+    return Diagnosis(
+        "CarbonBudgetExceeded",
+        f"Emissions reached {progress.emissions_kg:.4g} kg CO2e, above"
+        f" spec.carbon.budgetKg ({budget}); the job was stopped (its checkpoint is"
+        " kept). Raise the budget or train fewer steps.",
+        True,
+    )
 
 
 def _plan_success(
@@ -339,22 +389,10 @@ def _plan_success(
     version: int | None,
     job: dict[str, Any],
 ) -> None:
-    result = find_result(world.pods)
+    """The Job completed: read the trainer's TrainingResult, produce the ModelVersion once
+    (matched by this job's uid, so a replan never makes a second), and record the outcome."""
+    result = _result(plan, st, ftj, world, version, job)
     if result is None:
-        completed = observe.parse_time((job.get("status") or {}).get("completionTime"))
-        if completed is not None and (st.now - completed).total_seconds() < RESULT_GRACE_SECONDS:
-            return  # the pod's final status has not been observed yet
-        _fail(
-            plan,
-            st,
-            Diagnosis(
-                "ResultMissing",
-                "The Job completed but no TrainingResult was found in its pod's termination"
-                " message (the pod may have been deleted); the artifacts may still be at"
-                f" {output_uri(ftj, version or 0)}. Import them with a ModelVersion.",
-                True,
-            ),
-        )
         return
     artifact = choose_artifact(ftj, result)
     if artifact is None:
@@ -364,32 +402,86 @@ def _plan_success(
             Diagnosis("NoArtifact", "The trainer succeeded but reported no artifact.", True),
         )
         return
+    name = _produce_model_version(plan, ftj, world, version, result, artifact)
+    st.fields["modelVersion"] = name
+    _record_carbon(st, result.carbon)
+    if result.backend:
+        st.fields["backend"] = result.backend
+    st.fields["progress"] = _final_progress(st.fields.get("progress"), result)
+    st.stamp("completionTime", (job.get("status") or {}).get("completionTime"))
+    message = f"Training finished; produced ModelVersion {name}."
+    st.set_condition("Running", ConditionStatus.FALSE, "Completed", message)
+    st.set_condition("Failed", ConditionStatus.FALSE, "Completed", message)
+    if st.set_condition("Succeeded", ConditionStatus.TRUE, "Completed", message):
+        plan.event("Normal", "Succeeded", message)
+
+
+def _result(
+    plan: Plan,
+    st: StatusDraft,
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    version: int | None,
+    job: dict[str, Any],
+) -> TrainingResult | None:
+    """The TrainingResult from the pod's termination message. Missing, it may not be observed
+    yet: wait ``RESULT_GRACE_SECONDS`` after completion, then fail with ``ResultMissing``."""
+    result = find_result(world.pods)
+    if result is not None:
+        return result
+    completed = observe.parse_time((job.get("status") or {}).get("completionTime"))
+    if completed is not None and (st.now - completed).total_seconds() < RESULT_GRACE_SECONDS:
+        return None  # the pod's final status has not been observed yet
+    _fail(
+        plan,
+        st,
+        Diagnosis(
+            "ResultMissing",
+            "The Job completed but no TrainingResult was found in its pod's termination"
+            " message (the pod may have been deleted); the artifacts may still be at"
+            f" {output_uri(ftj, version or 0)}. Import them with a ModelVersion.",
+            True,
+        ),
+    )
+    return None
+
+
+def _produce_model_version(
+    plan: Plan,
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    version: int | None,
+    result: TrainingResult,
+    artifact: dict[str, Any],
+) -> str:
+    """The name of this job's ModelVersion: the one labelled with its uid, else a new one at
+    the reserved version (the next free one when another took it)."""
     model = ftj.output_model
     uid = ftj.metadata.uid
     ours = [
         mv for mv in world.model_versions if uid and mv.metadata.labels.get(LABEL_FTJ_UID) == uid
     ]
     if ours:
-        name = ours[0].metadata.name
-    else:
-        taken = {mv.spec.version for mv in world.model_versions if mv.spec.model == model}
-        number = version if version is not None and version not in taken else None
-        if number is None:
-            number = next_version(model, world.model_versions, world.reserved_versions)
-        name = version_name(model, number)
-        plan.create.append(build_model_version(ftj, name, number, result, artifact))
-        plan.event(
-            "Normal",
-            "ModelVersionCreated",
-            f"Created ModelVersion {name} ({artifact['uri']}).",
-            if_created=name,
-        )
-    st.fields["modelVersion"] = name
-    _record_carbon(st, result.carbon)
-    if result.backend:
-        st.fields["backend"] = result.backend
+        return ours[0].metadata.name
+    taken = {mv.spec.version for mv in world.model_versions if mv.spec.model == model}
+    number = version if version is not None and version not in taken else None
+    if number is None:
+        number = next_version(model, world.model_versions, world.reserved_versions)
+    name = version_name(model, number)
+    plan.create.append(build_model_version(ftj, name, number, result, artifact))
+    plan.event(
+        "Normal",
+        "ModelVersionCreated",
+        f"Created ModelVersion {name} ({artifact['uri']}).",
+        if_created=name,
+    )
+    return name
+
+
+def _final_progress(current: Any, result: TrainingResult) -> dict[str, Any]:
+    """status.progress at the end: the result's steps, epochs and losses; no ETA."""
     metrics = result.metrics
-    progress = dict(st.fields.get("progress") or {})
+    progress = dict(current or {})
     progress.update({"step": metrics.steps, "epoch": metrics.epochs})
     progress.setdefault("totalSteps", metrics.steps)
     if metrics.train_loss is not None:
@@ -397,10 +489,4 @@ def _plan_success(
     if metrics.eval_loss is not None:
         progress["evalLoss"] = round_loss(metrics.eval_loss)
     progress.pop("etaSeconds", None)
-    st.fields["progress"] = progress
-    st.stamp("completionTime", (job.get("status") or {}).get("completionTime"))
-    message = f"Training finished; produced ModelVersion {name}."
-    st.set_condition("Running", ConditionStatus.FALSE, "Completed", message)
-    st.set_condition("Failed", ConditionStatus.FALSE, "Completed", message)
-    if st.set_condition("Succeeded", ConditionStatus.TRUE, "Completed", message):
-        plan.event("Normal", "Succeeded", message)
+    return progress

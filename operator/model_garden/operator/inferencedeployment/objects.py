@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from model_garden.api import InferenceDeployment, ModelVersion
+from model_garden.api.common import Resources
 from model_garden.api.contracts import (
     API_KEY_ENV,
     Identity,
@@ -24,6 +25,7 @@ from model_garden.api.labels import (
 )
 
 from ..networkpolicy import build_network_policy
+from ..observe import version_ready
 from ..plan import child_meta, child_name, stable_hash
 from ..podspec import (
     API_KEY_FILE,
@@ -53,10 +55,6 @@ def by_name(model_versions: list[ModelVersion], name: str) -> ModelVersion | Non
     return next((mv for mv in model_versions if mv.metadata.name == name), None)
 
 
-def is_ready(mv: ModelVersion) -> bool:
-    return any(c.type == "Ready" and c.status == "True" for c in mv.status.conditions)
-
-
 def build_serving_config(
     idep: InferenceDeployment,
     mv: ModelVersion,
@@ -64,28 +62,61 @@ def build_serving_config(
     settings: OperatorSettings,
     mounts: Mounts,
 ) -> tuple[ServingConfig, list[str], list[str]]:
-    """The ServingConfig, and the adapters left out: ModelVersions missing, and not Ready yet."""
+    """The ServingConfig, and the adapters left out: ModelVersions missing, and not Ready yet.
+
+    Registers every path the server reads in ``mounts`` (the Deployment mounts only those).
+    """
+    model, adapters = _served_artifacts(idep, mv, model_versions, mounts)
+    listed, missing, waiting = _listed_adapters(idep, model_versions, mounts)
+    carbon = idep.spec.carbon
+    config = ServingConfig(
+        deployment=Identity(
+            name=idep.metadata.name,
+            namespace=idep.metadata.namespace or "default",
+            uid=idep.metadata.uid,
+        ),
+        spec=idep.spec,
+        model=model,
+        adapters=adapters + listed,
+        ports=ServingPorts(meter=settings.meter_port),
+        country=carbon.country or settings.default_country,
+        region=carbon.region or settings.default_region,
+        api_key_env=API_KEY_ENV,
+        api_key_file=API_KEY_FILE if idep.spec.api_key_secret is not None else None,
+        dynamic_adapters=idep.spec.dynamic_adapters,
+    )
+    return config, missing, waiting
+
+
+def _served_artifacts(
+    idep: InferenceDeployment,
+    mv: ModelVersion,
+    model_versions: list[ModelVersion],
+    mounts: Mounts,
+) -> tuple[ServedArtifact, list[ServedArtifact]]:
+    """The model vLLM loads, and ``mv`` itself as the first adapter when it is one: an adapter
+    version serves its base model (a ModelVersion's artifact, else the hub id or URI)."""
     artifact = mv.spec.artifact
     served = idep.spec.served_model_name or mv.spec.model
+    if str(artifact.format) != "adapter":
+        path = mounts.add(resolve(artifact.uri))
+        return ServedArtifact(name=served, path=path, model_version=mv.metadata.name), []
+    base = str(artifact.base_model or "")
+    base_mv = by_name(model_versions, base)
+    base_path = mounts.add(resolve(base_mv.spec.artifact.uri if base_mv else base))
+    model = ServedArtifact(name=base, path=base_path, model_version=base if base_mv else None)
+    adapter = ServedArtifact(
+        name=served, path=mounts.add(resolve(artifact.uri)), model_version=mv.metadata.name
+    )
+    return model, [adapter]
+
+
+def _listed_adapters(
+    idep: InferenceDeployment, model_versions: list[ModelVersion], mounts: Mounts
+) -> tuple[list[ServedArtifact], list[str], list[str]]:
+    """``spec.adapters`` whose ModelVersion is Ready (only a verified artifact is served), and
+    the names of those missing and of those not Ready yet."""
     adapters: list[ServedArtifact] = []
-    if str(artifact.format) == "adapter":
-        base = str(artifact.base_model or "")
-        base_mv = by_name(model_versions, base)
-        base_path = mounts.add(resolve(base_mv.spec.artifact.uri if base_mv else base))
-        model = ServedArtifact(name=base, path=base_path, model_version=base if base_mv else None)
-        adapters.append(
-            ServedArtifact(
-                name=served,
-                path=mounts.add(resolve(artifact.uri)),
-                model_version=mv.metadata.name,
-            )
-        )
-    else:
-        model = ServedArtifact(
-            name=served,
-            path=mounts.add(resolve(artifact.uri)),
-            model_version=mv.metadata.name,
-        )
     missing: list[str] = []
     waiting: list[str] = []
     for adapter in idep.spec.adapters:
@@ -93,7 +124,7 @@ def build_serving_config(
         if amv is None:
             missing.append(adapter.model_version)
             continue
-        if not is_ready(amv):
+        if not version_ready(amv):
             waiting.append(adapter.model_version)
             continue
         location = resolve(amv.spec.artifact.uri)
@@ -108,24 +139,7 @@ def build_serving_config(
                 model_version=adapter.model_version,
             )
         )
-    carbon = idep.spec.carbon
-    config = ServingConfig(
-        deployment=Identity(
-            name=idep.metadata.name,
-            namespace=idep.metadata.namespace or "default",
-            uid=idep.metadata.uid,
-        ),
-        spec=idep.spec,
-        model=model,
-        adapters=adapters,
-        ports=ServingPorts(meter=settings.meter_port),
-        country=carbon.country or settings.default_country,
-        region=carbon.region or settings.default_region,
-        api_key_env=API_KEY_ENV,
-        api_key_file=API_KEY_FILE if idep.spec.api_key_secret is not None else None,
-        dynamic_adapters=idep.spec.dynamic_adapters,
-    )
-    return config, missing, waiting
+    return adapters, missing, waiting
 
 
 def restart_hash(config: ServingConfig) -> str:
@@ -177,61 +191,23 @@ def build_deployment(
     single_writer: bool,
     settings: OperatorSettings,
 ) -> dict[str, Any]:
-    """apps/v1 Deployment running ``python -m model_garden.serving --config <mounted file>``."""
+    """apps/v1 Deployment running ``python -m model_garden.serving --config <mounted file>``.
+
+    ``single_writer`` (a ReadWriteOnce claim) makes the rollout Recreate: a surge pod could not
+    mount the claim. The pod template's annotations carry the served version (for people and
+    the RollingUpdate event) and the restart hash (a change rolls the pods).
+    """
     name = idep.metadata.name
-    spec = idep.spec
-    env: list[dict[str, Any]] = list(CACHE_ENV)
-    key_volumes: list[dict[str, Any]] = []
-    key_mounts: list[dict[str, Any]] = []
-    if spec.api_key_secret is not None:
-        # By environment (secretKeyRef: the operator never reads the Secret) and as a file the
-        # launcher watches, so a rotated Secret restarts vLLM with the new key.
-        env.append(api_key_env(spec.api_key_secret, config.api_key_env))
-        key_volume, key_mount = api_key_volume(spec.api_key_secret)
-        key_volumes.append(key_volume)
-        key_mounts.append(key_mount)
-    resources = spec.resources
-    if resources.gpus and spec.engine.tensor_parallel_size > resources.gpus:
-        resources = resources.model_copy(update={"gpus": spec.engine.tensor_parallel_size})
+    resources = server_resources(idep)
+    key_volumes, key_mounts = _api_key_volumes(idep)
     scratch, scratch_mounts = scratch_volumes(
         settings.tmp_size_limit,
         settings.cache_size_limit,
         shm_size_limit=resources.memory or settings.server_memory,
     )
-    health = {"path": "/health", "port": "http"}
-    container = {
-        "name": SERVER_CONTAINER,
-        "image": spec.engine.image or settings.server_image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["python", "-m", "model_garden.serving"],
-        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
-        "env": env,
-        "ports": [
-            {"name": "http", "containerPort": config.ports.api},
-            {"name": "metrics", "containerPort": config.ports.meter},
-        ],
-        "resources": compute(
-            resources,
-            settings.server_cpu,
-            settings.server_memory,
-            settings.ephemeral_storage_request,
-        ),
-        "securityContext": container_security_context(),
-        "startupProbe": {"httpGet": health, "periodSeconds": 10, "failureThreshold": 180},
-        "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": health, "periodSeconds": 20, "failureThreshold": 3},
-        # A directory mount (not subPath) so adapter changes reach the running launcher.
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-        + key_mounts
-        + mounts.volume_mounts()
-        + scratch_mounts,
-    }
+    container = server_container(idep, config, resources, settings)
+    container["volumeMounts"] += key_mounts + mounts.volume_mounts() + scratch_mounts
     pod_labels = labels(body)
-    strategy: dict[str, Any] = (
-        {"type": "Recreate"}
-        if single_writer
-        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    )
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -239,7 +215,7 @@ def build_deployment(
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {LABEL_IDEP: name}},
-            "strategy": strategy,
+            "strategy": _strategy(single_writer),
             "template": {
                 "metadata": {
                     "labels": pod_labels,
@@ -262,6 +238,81 @@ def build_deployment(
             },
         },
     }
+
+
+def server_resources(idep: InferenceDeployment) -> Resources:
+    """``spec.resources``, with at least as many GPUs as the tensor-parallel size needs."""
+    resources = idep.spec.resources
+    if resources.gpus and idep.spec.engine.tensor_parallel_size > resources.gpus:
+        resources = resources.model_copy(update={"gpus": idep.spec.engine.tensor_parallel_size})
+    return resources
+
+
+def _api_key_volumes(
+    idep: InferenceDeployment,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The API key Secret as a file the launcher watches (so a rotated Secret restarts vLLM
+    with the new key); none without ``spec.apiKeySecret``."""
+    if idep.spec.api_key_secret is None:
+        return [], []
+    volume, mount = api_key_volume(idep.spec.api_key_secret)
+    return [volume], [mount]
+
+
+def server_container(
+    idep: InferenceDeployment,
+    config: ServingConfig,
+    resources: Resources,
+    settings: OperatorSettings,
+) -> dict[str, Any]:
+    """The server container, mounting its config directory; the caller adds the other mounts.
+
+    The API key reaches vLLM by environment (``secretKeyRef``: the operator never reads the
+    Secret, and the key is never on argv, readable in /proc).
+    """
+    spec = idep.spec
+    env: list[dict[str, Any]] = list(CACHE_ENV)
+    if spec.api_key_secret is not None:
+        env.append(api_key_env(spec.api_key_secret, config.api_key_env))
+    health = {"path": "/health", "port": "http"}
+    return {
+        "name": SERVER_CONTAINER,
+        "image": spec.engine.image or settings.server_image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["python", "-m", "model_garden.serving"],
+        "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
+        "env": env,
+        "ports": [
+            {"name": "http", "containerPort": config.ports.api},
+            {"name": "metrics", "containerPort": config.ports.meter},
+        ],
+        "resources": compute(
+            resources,
+            settings.server_cpu,
+            settings.server_memory,
+            settings.ephemeral_storage_request,
+        ),
+        "securityContext": container_security_context(),
+        "startupProbe": {"httpGet": health, "periodSeconds": 10, "failureThreshold": 180},
+        "readinessProbe": {"httpGet": health, "periodSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": health, "periodSeconds": 20, "failureThreshold": 3},
+        # A directory mount (not subPath) so adapter changes reach the running launcher.
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+    }
+
+
+def _strategy(single_writer: bool) -> dict[str, Any]:
+    """Recreate when one pod at a time can mount the claim; else roll with no capacity lost."""
+    if single_writer:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+def served_version(deployment: dict[str, Any] | None) -> str | None:
+    """The ModelVersion a running Deployment's pod template serves (its annotation)."""
+    template = ((deployment or {}).get("spec") or {}).get("template") or {}
+    value = ((template.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_VERSION)
+    return str(value) if value else None
 
 
 def build_service(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]:

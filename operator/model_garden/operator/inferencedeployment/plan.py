@@ -11,8 +11,8 @@ from typing import Any
 from model_garden.api import InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus
 from model_garden.api.contracts import ServingCarbon
-from model_garden.api.labels import ANNOTATION_VERSION, LABEL_IDEP
 
+from ..observe import version_ready
 from ..plan import ObjectRef, Plan, is_subset
 from ..policy import Policy, PolicyError, check_inferencedeployment, in_force, refusals_message
 from ..servingcarbon import accumulate
@@ -27,7 +27,9 @@ from .objects import (
     build_service,
     build_serving_config,
     by_name,
-    is_ready,
+    endpoint,
+    selector,
+    served_version,
 )
 
 
@@ -70,6 +72,8 @@ def resolve_model_version(
 
 
 def read_write_once_claims(mounts: Mounts, claims: dict[str, dict[str, Any]]) -> list[str]:
+    """The mounted claims that only one node's pods can mount (they cap the replicas at 1 and
+    make the rollout Recreate)."""
     out = []
     for claim in mounts.claims:
         modes = set(((claims.get(claim) or {}).get("spec") or {}).get("accessModes") or [])
@@ -78,20 +82,12 @@ def read_write_once_claims(mounts: Mounts, claims: dict[str, dict[str, Any]]) ->
     return sorted(out)
 
 
-def selector(name: str) -> str:
-    return f"{LABEL_IDEP}={name}"
-
-
-def endpoint(name: str, namespace: str, port: int) -> str:
-    return f"http://{name}.{namespace}.svc:{port}/v1"
-
-
 def _not_ready(mv: ModelVersion, model_versions: list[ModelVersion]) -> str | None:
     """The version this one waits for: itself, or the base ModelVersion of an adapter."""
-    if not is_ready(mv):
+    if not version_ready(mv):
         return mv.metadata.name
     base = by_name(model_versions, str(mv.spec.artifact.base_model or ""))
-    if str(mv.spec.artifact.format) == "adapter" and base is not None and not is_ready(base):
+    if str(mv.spec.artifact.format) == "adapter" and base is not None and not version_ready(base):
         return base.metadata.name
     return None
 
@@ -102,85 +98,146 @@ def plan_inferencedeployment(
     settings: OperatorSettings,
     now: datetime,
 ) -> Plan:
-    """Serve the resolved ModelVersion; roll pods only when what they read at start changes."""
+    """Serve the resolved ModelVersion; roll pods only when what they read at start changes.
+
+    The steps, in order: the admin policy (a refused spec changes nothing that runs), the
+    NetworkPolicy (before any pod exists), the version to serve, the children, the status read
+    from the Deployment, and last the meters' carbon, which every path records.
+    """
     idep = InferenceDeployment.model_validate(body)
     plan = Plan()
-    name = idep.metadata.name
-    ns = idep.metadata.namespace or "default"
     st = StatusDraft(idep, now)
-    st.fields["selector"] = selector(name)
-    if world.readings is not None:
-        st.fields["carbon"] = accumulate(
-            st.current.get("carbon"),
-            world.readings,
-            st.current.get("modelVersion"),
-            world.live_pods,
-        )
-    set_cond = st.set_condition
+    st.fields["selector"] = selector(idep.metadata.name)
+    if _policy_allows(plan, st, idep, world, settings):
+        _plan_network_policy(plan, body, idep, world, settings)
+        mv = _version_to_serve(plan, st, idep, world)
+        if mv is not None:
+            _plan_serving(plan, st, body, idep, mv, world, settings)
+    _record_carbon(st, world)
+    plan.status = st.patch()
+    return plan
 
-    def finish() -> Plan:
-        plan.status = st.patch()
-        return plan
 
+def _policy_allows(
+    plan: Plan,
+    st: StatusDraft,
+    idep: InferenceDeployment,
+    world: InferenceDeploymentWorld,
+    settings: OperatorSettings,
+) -> bool:
+    """Check the spec against the admin policy; a refusal is a condition and an event, and what
+    runs keeps running (nothing is created or changed for a refused spec)."""
     refusals = check_inferencedeployment(idep.spec, in_force(world.policy, settings))
-    if refusals:  # what runs keeps running; nothing is created or changed for this spec
-        message = f"Refused by the admin policy: {refusals_message(refusals)}"
-        if set_cond("Ready", ConditionStatus.FALSE, "PolicyRefused", message):
-            plan.event("Warning", "PolicyRefused", message)
-        set_cond("Progressing", ConditionStatus.FALSE, "PolicyRefused", message)
-        return finish()
-    _plan_network_policy(plan, body, idep, world, settings)
+    if not refusals:
+        return True
+    message = f"Refused by the admin policy: {refusals_message(refusals)}"
+    if st.set_condition("Ready", ConditionStatus.FALSE, "PolicyRefused", message):
+        plan.event("Warning", "PolicyRefused", message)
+    st.set_condition("Progressing", ConditionStatus.FALSE, "PolicyRefused", message)
+    return False
 
+
+def _version_to_serve(
+    plan: Plan, st: StatusDraft, idep: InferenceDeployment, world: InferenceDeploymentWorld
+) -> ModelVersion | None:
+    """The resolved ModelVersion once it (and an adapter's base) is Ready; None: nothing to
+    change now (not found, or waiting, in which case what runs keeps serving)."""
     mv = resolve_model_version(idep, world.model_versions)
     if mv is None:
+        ns = idep.metadata.namespace or "default"
         wanted = idep.spec.model_version or f"model {idep.spec.model} at stage {idep.spec.stage}"
         message = f"No ModelVersion to serve: {wanted} was not found in namespace {ns}."
-        if set_cond("Ready", ConditionStatus.FALSE, "ModelVersionNotFound", message):
+        if st.set_condition("Ready", ConditionStatus.FALSE, "ModelVersionNotFound", message):
             plan.event("Warning", "ModelVersionNotFound", message)
-        set_cond("Progressing", ConditionStatus.FALSE, "ModelVersionNotFound", message)
-        return finish()
-    mv_name = mv.metadata.name
+        st.set_condition("Progressing", ConditionStatus.FALSE, "ModelVersionNotFound", message)
+        return None
     waits_for = _not_ready(mv, world.model_versions)
-    if waits_for is not None:
-        message = f"Waiting for ModelVersion {waits_for} to become Ready (artifact verification)."
-        set_cond("Progressing", ConditionStatus.TRUE, "WaitingForModelVersion", message)
-        if world.deployment is None:
-            set_cond("Ready", ConditionStatus.FALSE, "WaitingForModelVersion", message)
-            return finish()
-        mv = None  # keep serving what runs until the new version is ready
+    if waits_for is None:
+        return mv
+    message = f"Waiting for ModelVersion {waits_for} to become Ready (artifact verification)."
+    st.set_condition("Progressing", ConditionStatus.TRUE, "WaitingForModelVersion", message)
+    if world.deployment is None:
+        st.set_condition("Ready", ConditionStatus.FALSE, "WaitingForModelVersion", message)
+    return None
 
-    deployment = world.deployment
-    if mv is None:
-        return finish()
 
+def _plan_serving(
+    plan: Plan,
+    st: StatusDraft,
+    body: dict[str, Any],
+    idep: InferenceDeployment,
+    mv: ModelVersion,
+    world: InferenceDeploymentWorld,
+    settings: OperatorSettings,
+) -> None:
+    """Serve ``mv``: its config and mounts, the replicas the claims allow, the children that
+    differ from what runs, the adapters' condition and the status read from the Deployment."""
     mounts = Mounts()
     config, missing, waiting = build_serving_config(
         idep, mv, world.model_versions, settings, mounts
     )
     rwo = read_write_once_claims(mounts, world.claims)
-    replicas = idep.spec.replicas
-    if rwo and replicas > 1:
+    replicas = _replicas(plan, st, idep.spec.replicas, rwo)
+    desired = _Children(
+        config_map=build_config_map(body, config),
+        deployment=build_deployment(body, idep, config, mounts, replicas, bool(rwo), settings),
+        service=build_service(body, config),
+    )
+    rolling = _plan_children(plan, idep, world, desired, mv.metadata.name, replicas)
+    _adapters_condition(plan, st, idep, missing, waiting)
+    ns = idep.metadata.namespace or "default"
+    st.fields["endpoint"] = endpoint(idep.metadata.name, ns, config.ports.api)
+    st.fields["modelVersion"] = mv.metadata.name
+    st.fields["servedModels"] = [config.model.name, *(a.name for a in config.adapters)]
+    _status_from_deployment(plan, st, world.deployment, mv.metadata.name, replicas, rolling)
+
+
+def _replicas(plan: Plan, st: StatusDraft, wanted: int, rwo: list[str]) -> int:
+    """The replicas to run: one when a claim is ReadWriteOnce (only one pod can mount it),
+    said in ``ReplicasLimited``; the condition turns False once the limit is gone."""
+    if rwo and wanted > 1:
         message = (
-            f"Serving 1 of {replicas} replicas: claim(s) {', '.join(rwo)} are ReadWriteOnce, so"
+            f"Serving 1 of {wanted} replicas: claim(s) {', '.join(rwo)} are ReadWriteOnce, so"
             " only one pod can mount them. Copy the artifact to a ReadWriteMany or ReadOnlyMany"
             " claim to scale out."
         )
-        if set_cond("ReplicasLimited", ConditionStatus.TRUE, "ReadWriteOnceClaim", message):
+        if st.set_condition("ReplicasLimited", ConditionStatus.TRUE, "ReadWriteOnceClaim", message):
             plan.event("Warning", "ReplicasLimited", message)
-        replicas = 1
-    elif st.condition("ReplicasLimited") is not None:
-        set_cond(
+        return 1
+    if st.condition("ReplicasLimited") is not None:
+        st.set_condition(
             "ReplicasLimited",
             ConditionStatus.FALSE,
             "NotLimited",
             "All replicas can mount the artifact.",
         )
+    return wanted
 
-    desired_cm = build_config_map(body, config)
-    desired_deploy = build_deployment(body, idep, config, mounts, replicas, bool(rwo), settings)
-    desired_svc = build_service(body, config)
-    if world.config_map is None or not is_subset(desired_cm["data"], world.config_map.get("data")):
-        plan.apply.append(desired_cm)
+
+@dataclass(frozen=True)
+class _Children:
+    """The desired children that run the server (the NetworkPolicy is planned apart)."""
+
+    config_map: dict[str, Any]
+    deployment: dict[str, Any]
+    service: dict[str, Any]
+
+
+def _plan_children(
+    plan: Plan,
+    idep: InferenceDeployment,
+    world: InferenceDeploymentWorld,
+    desired: _Children,
+    mv_name: str,
+    replicas: int,
+) -> bool:
+    """Apply each child whose desired fields differ from what runs (so a replan of an applied
+    plan is empty); True when the Deployment is (re)applied, i.e. its rollout is not done."""
+    deployment = world.deployment
+    if world.config_map is None or not is_subset(
+        desired.config_map["data"], world.config_map.get("data")
+    ):
+        plan.apply.append(desired.config_map)
         if world.config_map is not None and deployment is not None:
             how = (
                 "adapters are loaded at run time, no restart"
@@ -188,80 +245,109 @@ def plan_inferencedeployment(
                 else "the pods roll when what vLLM reads at start changed"
             )
             plan.event("Normal", "ConfigUpdated", f"Serving config updated ({how}).")
-    if deployment is None or not is_subset(desired_deploy["spec"], deployment.get("spec")):
-        plan.apply.append(desired_deploy)
-        old = (
-            ((((deployment or {}).get("spec") or {}).get("template") or {}).get("metadata") or {})
-            .get("annotations", {})
-            .get(ANNOTATION_VERSION)
-        )
+    rolling = deployment is None or not is_subset(
+        desired.deployment["spec"], deployment.get("spec")
+    )
+    if rolling:
+        plan.apply.append(desired.deployment)
+        old = served_version(deployment)
         if deployment is None:
             plan.event(
                 "Normal", "DeploymentCreated", f"Serving {mv_name} with {replicas} replica(s)."
             )
         elif old and old != mv_name:
             plan.event("Normal", "RollingUpdate", f"Rolling out {mv_name} (was {old}).")
-    if world.service is None or not is_subset(desired_svc["spec"], world.service.get("spec")):
-        plan.apply.append(desired_svc)
+    if world.service is None or not is_subset(desired.service["spec"], world.service.get("spec")):
+        plan.apply.append(desired.service)
+    return rolling
+
+
+def _adapters_condition(
+    plan: Plan,
+    st: StatusDraft,
+    idep: InferenceDeployment,
+    missing: list[str],
+    waiting: list[str],
+) -> None:
+    """``AdaptersReady``: adapters whose ModelVersion is missing or not Ready are served
+    without, and said so (a missing one warns; one still verifying is normal)."""
     if missing:
         message = f"Adapter ModelVersion(s) {', '.join(missing)} not found; serving without them."
-        if set_cond("AdaptersReady", ConditionStatus.FALSE, "AdapterNotFound", message):
+        if st.set_condition("AdaptersReady", ConditionStatus.FALSE, "AdapterNotFound", message):
             plan.event("Warning", "AdapterNotFound", message)
     elif waiting:
         message = (
             f"Waiting for adapter ModelVersion(s) {', '.join(waiting)} to become Ready (artifact"
             " verification); serving without them until then."
         )
-        if set_cond("AdaptersReady", ConditionStatus.FALSE, "AdapterNotReady", message):
+        if st.set_condition("AdaptersReady", ConditionStatus.FALSE, "AdapterNotReady", message):
             plan.event("Normal", "AdapterNotReady", message)
     elif idep.spec.adapters:
-        set_cond("AdaptersReady", ConditionStatus.TRUE, "Loaded", "Every adapter is configured.")
+        st.set_condition(
+            "AdaptersReady", ConditionStatus.TRUE, "Loaded", "Every adapter is configured."
+        )
 
-    st.fields["endpoint"] = endpoint(name, ns, config.ports.api)
-    st.fields["modelVersion"] = mv_name
-    st.fields["servedModels"] = [config.model.name, *(a.name for a in config.adapters)]
+
+def _status_from_deployment(
+    plan: Plan,
+    st: StatusDraft,
+    deployment: dict[str, Any] | None,
+    mv_name: str,
+    replicas: int,
+    rolling: bool,
+) -> None:
+    """Replica counts, ``Progressing`` and ``Ready`` as the Deployment reports them: rolled out
+    only when the controller saw the latest spec and every wanted pod is updated and ready."""
     dstatus = (deployment or {}).get("status") or {}
     ready = int(dstatus.get("readyReplicas") or 0)
+    updated = int(dstatus.get("updatedReplicas") or 0)
     st.fields["replicas"] = int(dstatus.get("replicas") or 0)
     st.fields["readyReplicas"] = ready
-    updated = int(dstatus.get("updatedReplicas") or 0)
     rolled = (
         deployment is not None
-        and not any(o is desired_deploy for o in plan.apply)
+        and not rolling
         and int(dstatus.get("observedGeneration") or 0)
         >= int((deployment.get("metadata") or {}).get("generation") or 0)
         and updated >= replicas
         and ready >= replicas
     )
     if rolled:
-        set_cond(
+        st.set_condition(
             "Progressing", ConditionStatus.FALSE, "RolloutComplete", f"{mv_name} is rolled out."
         )
     else:
-        set_cond(
+        st.set_condition(
             "Progressing",
             ConditionStatus.TRUE,
             "RollingOut",
             f"Rolling out {mv_name}: {updated} of {replicas} pod(s) updated, {ready} ready.",
         )
+    url = st.fields["endpoint"]
     if replicas == 0:
-        set_cond("Ready", ConditionStatus.FALSE, "ScaledToZero", "spec.replicas is 0.")
+        st.set_condition("Ready", ConditionStatus.FALSE, "ScaledToZero", "spec.replicas is 0.")
     elif ready >= 1:
-        if set_cond(
-            "Ready",
-            ConditionStatus.TRUE,
-            "Serving",
-            f"Serving {mv_name} at {st.fields['endpoint']} ({ready}/{replicas} ready).",
-        ):
-            plan.event("Normal", "Ready", f"Serving {mv_name} at {st.fields['endpoint']}.")
+        message = f"Serving {mv_name} at {url} ({ready}/{replicas} ready)."
+        if st.set_condition("Ready", ConditionStatus.TRUE, "Serving", message):
+            plan.event("Normal", "Ready", f"Serving {mv_name} at {url}.")
     else:
-        set_cond(
+        st.set_condition(
             "Ready",
             ConditionStatus.FALSE,
             "Starting",
             f"No server pod is ready yet (0/{replicas}); vLLM loads the model first.",
         )
-    return finish()
+
+
+def _record_carbon(st: StatusDraft, world: InferenceDeploymentWorld) -> None:
+    """Add this poll's meter readings to ``status.carbon`` (no poll: it stays as is). The
+    readings are attributed to the version served when they were taken (the current status)."""
+    if world.readings is not None:
+        st.fields["carbon"] = accumulate(
+            st.current.get("carbon"),
+            world.readings,
+            st.current.get("modelVersion"),
+            world.live_pods,
+        )
 
 
 def _plan_network_policy(
