@@ -138,9 +138,10 @@ def test_a_very_short_tracked_run_reports_energy_and_emissions(ml_runtime: str) 
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     for when in ("started", "during", "final"):
         assert out[when]["energy_kwh"] > 0 and out[when]["emissions_kg"] > 0, out
-    # the 0.3 s since CodeCarbon's last sample count before its next one
+    # the 0.3 s since CodeCarbon's last sample count before its next one, and a cumulative
+    # figure never goes down (the final sample may integrate less than the extrapolated tail)
     energy = [out[when]["energy_kwh"] for when in ("started", "during", "final")]
-    assert energy == sorted(set(energy)), out
+    assert energy[0] < energy[1] <= energy[2], out
     assert out["again"] == out["final"]
 
 

@@ -44,6 +44,14 @@ class EnergySplit:
             self.cpu_kwh + other.cpu_kwh, self.gpu_kwh + other.gpu_kwh, self.ram_kwh + other.ram_kwh
         )
 
+    def at_least(self, other: EnergySplit) -> EnergySplit:
+        """Per component, the larger of the two: cumulative figures never go down."""
+        return EnergySplit(
+            max(self.cpu_kwh, other.cpu_kwh),
+            max(self.gpu_kwh, other.gpu_kwh),
+            max(self.ram_kwh, other.ram_kwh),
+        )
+
 
 @dataclass(frozen=True)
 class PowerSplit:
@@ -150,6 +158,10 @@ class TrainingCarbonTracker:
         self._final: EnergySplit | None = None
         self._started: float | None = None
         self._fallback = False
+        self._reported = EnergySplit()
+        """The highest figure reported so far: an extrapolated tail (last sampled power x time
+        since) may exceed what CodeCarbon's next sample integrates, and a cumulative figure
+        (a Prometheus counter, the job's status) must never go down."""
 
     def start(self) -> None:
         from codecarbon import OfflineEmissionsTracker
@@ -201,7 +213,8 @@ class TrainingCarbonTracker:
         energy, self._fallback = whole_run_energy(
             sampled, power, since, time.perf_counter() - self._started
         )
-        return energy
+        self._reported = energy.at_least(self._reported)
+        return self._reported
 
     def energy(self) -> EnergySplit:
         """Cumulative energy: earlier attempts (from the checkpoint) + this process up to now."""

@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 CONDITION_TYPES = ("Ready", "Running", "Succeeded", "Failed", "Progressing")
 JOULES_PER_KWH = 3.6e6
+BUDGET_REASON = "CarbonBudgetExceeded"
+"""The Failed condition's reason when a FineTuneJob was stopped by ``spec.carbon.budgetKg``."""
 
 
 class OperatorMetrics:
@@ -45,6 +47,13 @@ class OperatorMetrics:
             ["namespace", "name"],
             registry=self.registry,
         )
+        self.job_budget_exceeded = Gauge(
+            "modelgarden_finetunejob_carbon_budget_exceeded",
+            "1 while a FineTuneJob stands stopped by spec.carbon.budgetKg"
+            " (Failed, reason CarbonBudgetExceeded), else 0.",
+            ["namespace", "name"],
+            registry=self.registry,
+        )
         self.model_emissions = Gauge(
             "modelgarden_modelversion_lifetime_emissions_grams",
             "Training plus serving emissions of a ModelVersion, g CO2e.",
@@ -79,7 +88,7 @@ class OperatorMetrics:
     def _per_resource(self, kind: str) -> list[Gauge]:
         """The gauges with one series per resource of ``kind`` (labelled namespace, name)."""
         return {
-            "FineTuneJob": [self.job_energy, self.job_emissions],
+            "FineTuneJob": [self.job_energy, self.job_emissions, self.job_budget_exceeded],
             "InferenceDeployment": [self.serving_energy, self.serving_emissions],
             "ModelVersion": [self.model_emissions],
         }.get(kind, [])
@@ -128,6 +137,10 @@ class OperatorMetrics:
             meta = body.get("metadata") or {}
             ns, name = meta.get("namespace", ""), meta.get("name", "")
             carbon = status.get("carbon") or {}
+            if kind == "FineTuneJob":
+                self.job_budget_exceeded.labels(ns, name).set(
+                    1.0 if budget_exceeded(status) else 0.0
+                )
             if kind == "FineTuneJob" and carbon:
                 self.job_energy.labels(ns, name).set(
                     float(carbon.get("energyKwh", 0)) * JOULES_PER_KWH
@@ -147,6 +160,16 @@ class OperatorMetrics:
                 )
         for (ctype, cstatus), count in counts.items():
             self.conditions.labels(kind, ctype, cstatus).set(count)
+
+
+def budget_exceeded(status: dict[str, Any]) -> bool:
+    """Stopped by its carbon budget and not resuming (a raised budget resumes the job: its
+    Failed condition stays until the new run starts, but Running then says ``Resuming``)."""
+    conds = {c.get("type"): c for c in status.get("conditions") or []}
+    failed, running = conds.get("Failed") or {}, conds.get("Running") or {}
+    if failed.get("status") != "True" or failed.get("reason") != BUDGET_REASON:
+        return False
+    return running.get("status") != "True" and running.get("reason") != "Resuming"
 
 
 def _series_labels(gauge: Gauge) -> list[dict[str, str]]:

@@ -2,8 +2,9 @@
 
 Without one, any pod of the cluster can call the model (and, with dynamic adapters, try to
 replace one). The API port admits the peers of ``spec.networkPolicy.allowFrom``, by default
-the pods of the deployment's own namespace; the meter port admits only the operator's pods
-(it polls ``/carbon`` there). Everything else to the server pods is dropped. The policy
+the pods of the deployment's own namespace; the meter port admits the operator's pods (it polls
+``/carbon`` there) and the admin's metrics scrapers (settings.metrics_scraper_peers, e.g. an
+in-cluster Prometheus scraping ``/metrics``; none by default). Everything else to the server pods is dropped. The policy
 selects the server pods with the Deployment's own selector.
 """
 
@@ -34,6 +35,15 @@ def operator_peer(settings: OperatorSettings) -> dict[str, Any]:
     }
 
 
+def meter_peers(settings: OperatorSettings) -> list[dict[str, Any]]:
+    """Who may reach the meter port: the operator, then settings.metrics_scraper_peers.
+
+    Namespace users cannot widen this (``spec.networkPolicy.allowFrom`` covers the API port
+    only): the meter's figures feed billing-like carbon accounting, so only the admin decides.
+    """
+    return [operator_peer(settings)] + [p.to_wire() for p in settings.metrics_scraper_peers]
+
+
 def build_network_policy(
     body: dict[str, Any],
     labels: dict[str, str],
@@ -61,7 +71,7 @@ def build_network_policy(
             "ingress": [
                 {"from": peers, "ports": [{"protocol": "TCP", "port": api_port}]},
                 {
-                    "from": [operator_peer(settings)],
+                    "from": meter_peers(settings),
                     "ports": [{"protocol": "TCP", "port": meter_port}],
                 },
             ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from model_garden.api.common import Resources, SecretKeyRef
+from model_garden.api.common import Resources, SecretKeyRef, Toleration
 from model_garden.api.contracts import API_KEY_ENV
 
 RUN_AS_USER = 1000
@@ -70,13 +70,32 @@ def compute(
     return {"requests": requests, "limits": dict(amounts)}
 
 
-def scheduling(resources: Resources) -> dict[str, Any]:
-    """nodeSelector and tolerations from the spec (only the keys that are set)."""
+def scheduling(
+    resources: Resources,
+    gpu_node_selector: dict[str, str] | None = None,
+    gpu_tolerations: list[Toleration] | None = None,
+) -> dict[str, Any]:
+    """nodeSelector and tolerations: the spec's, else the admin's GPU defaults for a GPU pod.
+
+    Without defaults a GPU pod of a spec that names no nodes waits Pending on a cluster whose
+    GPU nodes are tainted (the usual ``nvidia.com/gpu:NoSchedule``), and users would have to
+    know the cluster's labels and taints. ``gpu_node_selector`` / ``gpu_tolerations``
+    (settings.gpu_node_selector / gpu_tolerations, the chart's ``gpu.*``) apply only when the
+    pod asks for GPUs, each only where the spec sets none of its own: a spec that names its
+    nodes or tolerations replaces the default of that field, never merges with it.
+    """
+    node_selector = dict(resources.node_selector)
+    tolerations = [t.to_wire() for t in resources.tolerations]
+    if resources.gpus:
+        if not node_selector and gpu_node_selector:
+            node_selector = dict(gpu_node_selector)
+        if not tolerations and gpu_tolerations:
+            tolerations = [t.to_wire() for t in gpu_tolerations]
     out: dict[str, Any] = {}
-    if resources.node_selector:
-        out["nodeSelector"] = dict(resources.node_selector)
-    if resources.tolerations:
-        out["tolerations"] = [t.to_wire() for t in resources.tolerations]
+    if node_selector:
+        out["nodeSelector"] = node_selector
+    if tolerations:
+        out["tolerations"] = tolerations
     return out
 
 

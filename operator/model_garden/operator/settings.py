@@ -5,6 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_garden.api.common import Toleration
+from model_garden.api.inferencedeployment import NetworkPeer
+
 TRAINER_SIGTERM_GRACE_SECONDS = 60
 """The trainer exits within this bound after SIGTERM (model_garden.training.run.SIGTERM_EXIT_BOUND_SECONDS)."""
 
@@ -103,6 +106,28 @@ class OperatorSettings(BaseSettings):
         default="10Gi",
         pattern=r"^[0-9]+(\.[0-9]+)?(k|Ki|M|Mi|G|Gi|T|Ti)?$",
         description="ephemeral-storage every pod requests (the scheduler places it where it fits).",
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "nodeSelector of GPU pods whose spec sets none (JSON object; the chart's"
+            " gpu.nodeSelector). Empty: none."
+        ),
+    )
+    gpu_tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description=(
+            "Tolerations of GPU pods whose spec sets none (JSON list of core/v1 Tolerations;"
+            " the chart's gpu.tolerations). Empty: none."
+        ),
+    )
+    metrics_scraper_peers: list[NetworkPeer] = Field(
+        default_factory=list,
+        description=(
+            "Peers (JSON list of namespaceSelector/podSelector) admitted to the meter port of"
+            " every InferenceDeployment's NetworkPolicy besides the operator, e.g. Prometheus."
+            " Empty: only the operator."
+        ),
     )
     metrics_port: int = Field(default=8080, description="Prometheus /metrics; 0 disables it.")
     health_port: int = Field(default=8081, description="kopf liveness /healthz; 0 disables it.")

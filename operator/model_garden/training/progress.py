@@ -2,6 +2,9 @@
 
 The operator polls these while the run lasts. Counters are cumulative over the whole job, across
 restarts (a resumed run starts from the checkpoint's totals), in base units: joules, grams.
+Every series carries the run's constant labels (:func:`training_labels`): job, namespace,
+model, country and region, so dashboards can split training emissions by model and region as
+the meter's series do for serving.
 """
 
 from __future__ import annotations
@@ -12,10 +15,27 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from model_garden.api.contracts import TrainingProgress, TrainingState
+from model_garden.api.contracts import TrainingConfig, TrainingProgress, TrainingState
 from model_garden.carbon.grid import JOULES_PER_KWH
 
 PREFIX = "model_garden_training"
+
+
+def training_labels(config: TrainingConfig) -> dict[str, str]:
+    """The constant labels of a run's series, from its TrainingConfig.
+
+    ``model`` is the model the run produces (``spec.output.model``, default: the job's name, as
+    the operator names the ModelVersion); ``country``/``region`` are the grid the operator
+    resolved for the pod (spec.carbon, else the cluster default; ``region`` "" when none),
+    the same label names as the serving meter's.
+    """
+    return {
+        "job": config.job.name,
+        "namespace": config.job.namespace,
+        "model": config.spec.output.model or config.job.name,
+        "country": config.runtime.country,
+        "region": config.runtime.region or "",
+    }
 
 
 class ProgressTracker:

@@ -24,7 +24,7 @@ from model_garden.carbon.tracker import TrainingCarbonTracker
 from . import ownership
 from .exits import EXIT_TERMINATED
 from .outputs import failure, write_result
-from .progress import ProgressServer, ProgressTracker
+from .progress import ProgressServer, ProgressTracker, training_labels
 
 SIGTERM_EXIT_BOUND_SECONDS = float(os.environ.get("MODEL_GARDEN_SIGTERM_BOUND", "60"))
 """After SIGTERM the trainer exits within this bound (one step + one checkpoint save normally);
@@ -86,7 +86,7 @@ class RunContext:
     def begin(cls, config: TrainingConfig) -> RunContext:
         """A run that has done nothing yet: its result would be a failure naming the method."""
         tracker = ProgressTracker(total_steps=0)
-        tracker.labels = {"job": config.job.name, "namespace": config.job.namespace}
+        tracker.labels = training_labels(config)
         base = TrainingResult(
             outcome=Outcome.FAILED,
             method=str(config.spec.method.type),

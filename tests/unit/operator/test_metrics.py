@@ -86,6 +86,65 @@ def test_deleted_event_forgets_the_resource_series() -> None:
     assert _names(metrics, "modelgarden_inferencedeployment_energy_joules") == {("a", "bot")}
     indexes: dict[str, Any] = {name: {} for name in INDEXES}
     handlers.idep_event(
-        body=body, type="DELETED", namespace="a", name="bot", memo={"ctx": ctx}, **indexes
-    )  # type: ignore[arg-type]
+        body=body,  # type: ignore[arg-type]
+        type="DELETED",
+        namespace="a",
+        name="bot",
+        memo={"ctx": ctx},  # type: ignore[arg-type]
+        **indexes,
+    )
     assert _names(metrics, "modelgarden_inferencedeployment_energy_joules") == set()
+
+
+BUDGET = "modelgarden_finetunejob_carbon_budget_exceeded"
+
+
+def _cond(kind: str, status: str, reason: str) -> dict[str, str]:
+    return {"type": kind, "status": status, "reason": reason}
+
+
+def _values(metrics: OperatorMetrics, family: str) -> dict[tuple[str, str], float]:
+    return {
+        (s.labels["namespace"], s.labels["name"]): s.value
+        for m in metrics.registry.collect()
+        if m.name == family
+        for s in m.samples
+    }
+
+
+def test_a_job_stopped_by_its_carbon_budget_is_exported_per_job_until_forgotten() -> None:
+    """The chart's ModelGardenCarbonBudgetExceeded alert fires on this series."""
+    stopped = [
+        _cond("Failed", "True", "CarbonBudgetExceeded"),
+        _cond("Running", "False", "CarbonBudgetExceeded"),
+    ]
+    resuming = [stopped[0], _cond("Running", "False", "Resuming")]
+    other_failure = [_cond("Failed", "True", "OOMKilled"), _cond("Running", "False", "OOMKilled")]
+    metrics = OperatorMetrics()
+    metrics.observe_statuses(
+        "FineTuneJob",
+        [
+            _body("FineTuneJob", "a", "over", conditions=stopped, **CARBON),
+            _body("FineTuneJob", "a", "oom", conditions=other_failure),
+            _body("FineTuneJob", "b", "running", conditions=[_cond("Running", "True", "Training")]),
+            _body("FineTuneJob", "b", "new"),
+        ],
+    )
+    assert _values(metrics, BUDGET) == {
+        ("a", "over"): 1.0,
+        ("a", "oom"): 0.0,
+        ("b", "running"): 0.0,
+        ("b", "new"): 0.0,
+    }
+    # the budget was raised: the job resumes, the alert clears
+    metrics.observe_statuses(
+        "FineTuneJob", [_body("FineTuneJob", "a", "over", conditions=resuming, **CARBON)]
+    )
+    assert _values(metrics, BUDGET) == {("a", "over"): 0.0}  # the others were deleted
+    metrics.observe_statuses(
+        "FineTuneJob", [_body("FineTuneJob", "a", "over", conditions=stopped, **CARBON)]
+    )
+    assert _values(metrics, BUDGET) == {("a", "over"): 1.0}
+    metrics.forget("FineTuneJob", "a", "over")
+    assert _values(metrics, BUDGET) == {}
+    assert b'name="over"' not in generate_latest(metrics.registry)

@@ -1,11 +1,14 @@
-"""The NetworkPolicy of an InferenceDeployment: API port from allowFrom, meter port from the operator."""
+"""The NetworkPolicy of an InferenceDeployment: API port from allowFrom, meter port from the
+operator and the admin's metrics scrapers."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import kubernetes_validate
 import pytest
+from pydantic import ValidationError
 
 from model_garden.api.inferencedeployment import InferenceDeploymentSpec
 from model_garden.operator.networkpolicy import build_network_policy
@@ -95,3 +98,42 @@ def test_the_spec_peers_wire_form_validates() -> None:
         {"namespaceSelector": {"matchLabels": {"team": "web"}}},
         {"podSelector": {"matchLabels": {}}},
     ]
+
+
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+@pytest.mark.parametrize("version", [KUBERNETES_VERSION, "1.25.0"])  # oldest bundled
+def test_metrics_scrapers_join_the_operator_on_the_meter_port_only(
+    monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """An in-cluster Prometheus (the chart's monitoring.meterScrapers) may scrape the meter;
+    the API port and the operator's own entry are unchanged."""
+    monkeypatch.setenv("MODEL_GARDEN_OPERATOR_METRICS_SCRAPER_PEERS", json.dumps([PROMETHEUS]))
+    settings = OperatorSettings(
+        operator_namespace="mg-system", operator_pod_labels={"app": "mg-op"}
+    )
+    policy = build_network_policy(BODY, {}, SELECTOR, 8000, 9400, [], settings)
+    kubernetes_validate.validate(policy, version, strict=True)
+    api, meter = policy["spec"]["ingress"]
+    assert api["from"] == [{"podSelector": {}}]
+    assert meter["from"] == _policy([])["spec"]["ingress"][1]["from"] + [PROMETHEUS]
+    assert meter["ports"] == [{"protocol": "TCP", "port": 9400}]
+
+
+def test_by_default_nobody_but_the_operator_reaches_the_meter() -> None:
+    assert OperatorSettings().metrics_scraper_peers == []
+    (operator,) = _policy([])["spec"]["ingress"][1]["from"]
+    assert operator["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "mg-system"
+    }
+
+
+def test_a_scraper_peer_without_a_selector_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A peer of neither selector would be read as "any pod": the settings refuse it."""
+    monkeypatch.setenv("MODEL_GARDEN_OPERATOR_METRICS_SCRAPER_PEERS", "[{}]")
+    with pytest.raises(ValidationError, match="metrics_scraper_peers"):
+        OperatorSettings()

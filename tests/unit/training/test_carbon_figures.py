@@ -37,3 +37,13 @@ def test_a_run_codecarbon_never_sampled_is_estimated_over_its_wall_time() -> Non
     assert fallback and energy.total_kwh > 0
     assert energy.total_kwh == pytest.approx(FALLBACK_POWER.total_w * 2.0 / JOULES_PER_KWH)
     assert whole_run_energy(EnergySplit(), PowerSplit(), 0.0, 0.0) == (EnergySplit(), False)
+
+
+def test_cumulative_energy_never_goes_down() -> None:
+    from model_garden.carbon.tracker import EnergySplit
+
+    high = EnergySplit(cpu_kwh=2.0, gpu_kwh=0.0, ram_kwh=1.0)
+    lower_sample = EnergySplit(cpu_kwh=1.5, gpu_kwh=0.5, ram_kwh=1.2)
+    kept = lower_sample.at_least(high)
+    assert (kept.cpu_kwh, kept.gpu_kwh, kept.ram_kwh) == (2.0, 0.5, 1.2)
+    assert kept.total_kwh >= high.total_kwh

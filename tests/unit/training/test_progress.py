@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from model_garden.api.contracts import TrainingProgress, TrainingState
-from model_garden.training.progress import ProgressServer, ProgressTracker, eta, prometheus_text
+from model_garden.api.contracts import TrainingConfig, TrainingProgress, TrainingState
+from model_garden.training.progress import (
+    ProgressServer,
+    ProgressTracker,
+    eta,
+    prometheus_text,
+    training_labels,
+)
 
 
 class Clock:
@@ -60,3 +66,63 @@ def test_server_answers_progress_and_metrics() -> None:
         assert httpx.get(f"{base}/nope").status_code == 404
     finally:
         server.stop()
+
+
+def _config(**carbon: str) -> TrainingConfig:
+    return TrainingConfig.model_validate(
+        {
+            "job": {"name": "tune", "namespace": "team", "uid": "u-1"},
+            "spec": {
+                "baseModel": {"hub": {"id": "org/base"}},
+                "dataset": {"uri": "file:///data/chat.jsonl"},
+                "output": {"model": "chat"},
+            },
+            "runtime": {
+                "baseModel": "org/base",
+                "datasetPath": "/data/chat.jsonl",
+                "outputDir": "/out",
+                "checkpointDir": "/ckpt",
+                **carbon,
+            },
+        }
+    )
+
+
+def test_every_series_carries_job_namespace_model_and_region_of_the_config() -> None:
+    """The dashboard's "Training emissions by model and region" sums by these labels."""
+    labels = training_labels(_config(country="FRA", region="ile-de-france"))
+    assert labels == {
+        "job": "tune",
+        "namespace": "team",
+        "model": "chat",
+        "country": "FRA",
+        "region": "ile-de-france",
+    }
+    p = TrainingProgress(step=3, total_steps=9, loss=1.2, energy_kwh=0.001, emissions_kg=0.0005)
+    samples = [
+        line
+        for line in prometheus_text(p, labels, tokens_total=42).splitlines()
+        if not line.startswith("#")
+    ]
+    assert len(samples) >= 8
+    for line in samples:
+        assert 'model="chat"' in line and 'region="ile-de-france"' in line, line
+        assert 'job="tune"' in line and 'namespace="team"' in line, line
+    # no output.model: the job's name (the ModelVersion's model); no region: "" (the country's)
+    cfg = _config()
+    cfg.spec.output.model = None
+    assert training_labels(cfg) == {
+        "job": "tune",
+        "namespace": "team",
+        "model": "tune",
+        "country": "USA",
+        "region": "",
+    }
+
+
+def test_the_trainer_run_serves_its_series_with_these_labels() -> None:
+    """The wiring: a run's tracker (training.session.RunContext) is labelled from its config."""
+    from model_garden.training.session import RunContext
+
+    cfg = _config(region="california")
+    assert RunContext.begin(cfg).tracker.labels == training_labels(cfg)

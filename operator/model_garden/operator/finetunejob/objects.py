@@ -225,7 +225,7 @@ def trainer_pod_spec(
         "volumes": [{"name": "config", "configMap": {"name": config_map_name(ftj.metadata.name)}}]
         + mounts.volumes()
         + scratch,
-        **scheduling(spec.resources),
+        **scheduling(spec.resources, settings.gpu_node_selector, settings.gpu_tolerations),
     }
     if settings.trainer_service_account:
         pod_spec["serviceAccountName"] = settings.trainer_service_account

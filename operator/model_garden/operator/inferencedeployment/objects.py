@@ -233,7 +233,7 @@ def build_deployment(
                     + key_volumes
                     + mounts.volumes()
                     + scratch,
-                    **scheduling(resources),
+                    **scheduling(resources, settings.gpu_node_selector, settings.gpu_tolerations),
                 },
             },
         },
