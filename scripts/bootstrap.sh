@@ -28,7 +28,9 @@ _mg_uv() {
 
 _mg_apt() {
   local need=()
-  for p in etcd-server openssl; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  # runc before podman, so that podman's "crun | runc" takes runc (crun refuses cgroup v1/hybrid
+  # hosts like these), and mmdebstrap: scripts/build-images.
+  for p in etcd-server openssl prometheus runc podman mmdebstrap; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if ((${#need[@]})); then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
@@ -66,6 +68,19 @@ if ! _mg_phase "CPU ML runtime" _mg_runtime; then
   echo "CPU ML runtime build failed" >&2
   exit 1
 fi
+_mg_images() {
+  # The operator and CPU images, built offline from the uv cache the phases above filled; cached
+  # by their inputs (scripts/build-images), so a warm run takes seconds.
+  local exports
+  exports="$(bash "$_mg_root/scripts/build-images" --offline)" || return 1
+  eval "$exports"
+}
+if ! _mg_phase "images" _mg_images; then
+  kill "$_mg_envtest_pid" 2>/dev/null || true
+  echo "image build failed (scripts/build-images --offline)" >&2
+  exit 1
+fi
+export MODEL_GARDEN_IMAGES MODEL_GARDEN_IMAGE_ENGINE
 _mg_start=$SECONDS
 if ! wait "$_mg_envtest_pid"; then
   tail -50 "$_mg_envtest_log" >&2
@@ -77,5 +92,11 @@ export MODEL_GARDEN_ENVTEST_DIR
 echo "[phase] envtest binaries (waited after runtime): $((SECONDS - _mg_start))s" >&2
 MODEL_GARDEN_KUBE_TOOLS="$(bash "$_mg_root/scripts/fetch-kube-tools.sh" | tail -1)"
 export MODEL_GARDEN_KUBE_TOOLS
+# checkov in its own cached venv (its pins conflict with uv.lock's extras): tests/chart.
+MODEL_GARDEN_CHECKOV="$(_mg_phase "checkov venv" bash "$_mg_root/scripts/build-checkov.sh" | tail -1)"
+export MODEL_GARDEN_CHECKOV
+# helm 3 beside fetch-kube-tools.sh's helm 4: the chart supports both (tests/chart).
+MODEL_GARDEN_HELM3="$(_mg_phase "helm 3" bash "$_mg_root/scripts/fetch-helm3.sh" | tail -1)"
+export MODEL_GARDEN_HELM3
 export MODEL_GARDEN_RUNTIME_PYTHON
 rm -f "$_mg_envtest_log"

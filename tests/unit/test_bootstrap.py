@@ -15,6 +15,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+HEAVY_PHASES = {
+    "build-envtest.sh": "envtest",
+    "fetch-kube-tools.sh": "kube-tools",
+    "build-checkov.sh": "checkov",
+    "fetch-helm3.sh": "helm3",
+}
+"""Scripts bootstrap.sh runs in its full mode, besides the runtime and the images."""
 
 
 def _project(tmp_path: Path, runtime_script: str) -> Path:
@@ -27,11 +34,11 @@ def _project(tmp_path: Path, runtime_script: str) -> Path:
     (project / "operator" / "model_garden" / "__init__.py").write_text("")
     shutil.copy(ROOT / "scripts" / "bootstrap.sh", project / "scripts" / "bootstrap.sh")
     calls = project / "calls"
-    scripts = {
-        "build-cpu-runtime.sh": runtime_script,
-        "build-envtest.sh": f'echo envtest >> {calls}\necho "$PWD/envtest"\n',
-        "fetch-kube-tools.sh": f'echo kube-tools >> {calls}\necho "$PWD/tools"\n',
-    }
+    scripts = {"build-cpu-runtime.sh": runtime_script}
+    for name, call in HEAVY_PHASES.items():
+        scripts[name] = f'echo {call} >> {calls}\necho "$PWD/{call}"\n'
+    scripts["build-images"] = f'echo images >> {calls}\necho "export MODEL_GARDEN_IMAGES=x"\n'
+
     for name, body in scripts.items():
         (project / "scripts" / name).write_text(f"#!/usr/bin/env bash\nset -e\n{body}")
     return project
@@ -86,4 +93,5 @@ def test_the_full_bootstrap_builds_everything(tmp_path: Path) -> None:
     )
     proc = _bootstrap(project, "all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert sorted((project / "calls").read_text().split()) == ["envtest", "kube-tools", "runtime"]
+    expected = {*HEAVY_PHASES.values(), "runtime", "images"}
+    assert sorted((project / "calls").read_text().split()) == sorted(expected)

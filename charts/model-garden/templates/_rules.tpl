@@ -1,0 +1,43 @@
+{{/* The operator's least-privilege rules: the same as deploy/rbac/clusterrole.yaml (a test
+checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by secretKeyRef. */}}
+{{- define "mg.operatorRules" -}}
+# Its resources: watch them; patch kopf's finalizer/annotations and ModelVersion finalizers.
+- apiGroups: ["modelgarden.dev"]
+  resources: ["finetunejobs", "inferencedeployments"]
+  verbs: ["get", "list", "watch", "patch"]
+# ModelVersions are also created by the operator when a FineTuneJob succeeds.
+- apiGroups: ["modelgarden.dev"]
+  resources: ["modelversions"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+- apiGroups: ["modelgarden.dev"]
+  resources: ["finetunejobs/status", "modelversions/status", "inferencedeployments/status"]
+  verbs: ["get", "patch"]
+# ownerReferences with blockOwnerDeletion on children need update on the owner's finalizers.
+- apiGroups: ["modelgarden.dev"]
+  resources: ["finetunejobs/finalizers", "modelversions/finalizers", "inferencedeployments/finalizers"]
+  verbs: ["update"]
+# Children: trainer and verification Jobs.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Serving Deployments (server-side apply: create + patch).
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# ConfigMaps (children, and the admin policy) and Services.
+- apiGroups: [""]
+  resources: ["configmaps", "services"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+# One NetworkPolicy per InferenceDeployment (deleted when spec.networkPolicy.enabled is false).
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Read-only: pod status (termination messages, pod IPs to poll) and claims (access modes).
+- apiGroups: [""]
+  resources: ["pods", "persistentvolumeclaims"]
+  verbs: ["get", "list", "watch"]
+# Events on our resources (the executor posts them; kopf's own posting is off).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end -}}

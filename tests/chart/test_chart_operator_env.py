@@ -1,0 +1,96 @@
+"""The operator settings the chart renders from gpu.* and monitoring.meterScrapers parse as
+the operator parses them (OperatorSettings from the same environment), for every value set."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from model_garden.api.common import Resources
+from model_garden.operator.networkpolicy import meter_peers
+from model_garden.operator.podspec import scheduling
+from model_garden.operator.settings import OperatorSettings
+
+from .render import CHART, VALUE_SETS, ValueSet, helm
+from .test_chart_render import RENDERED, _env
+
+pytestmark = pytest.mark.chart
+
+PROMETHEUS = {
+    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+}
+
+
+def _settings(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> OperatorSettings:
+    """OperatorSettings read from exactly the rendered environment (as in the operator's pod)."""
+    for name in list(OperatorSettings.model_fields):
+        monkeypatch.delenv(f"MODEL_GARDEN_OPERATOR_{name.upper()}", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return OperatorSettings()
+
+
+def _values(path: str) -> dict[str, Any]:
+    return dict(yaml.safe_load((CHART / path).read_text()))
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda v: v.name)
+def test_rendered_env_parses_as_operator_settings(
+    values: ValueSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = _settings(_env(RENDERED[values.name]), monkeypatch)
+    gpu = _values("values.yaml")["gpu"]
+    nodes = dict(gpu["nodeSelector"])
+    tolerations = gpu["tolerations"]
+    for f in values.files:  # Helm's merge: maps merge (null deletes a key), lists replace
+        over = _values(f).get("gpu") or {}
+        nodes.update(over.get("nodeSelector") or {})
+        tolerations = over.get("tolerations", tolerations)
+    assert settings.gpu_node_selector == {k: v for k, v in nodes.items() if v is not None}
+    assert [t.to_wire() for t in settings.gpu_tolerations] == tolerations
+    assert settings.metrics_scraper_peers == []  # default: only the operator reaches the meter
+
+
+def test_gpu_values_become_the_defaults_of_gpu_pods(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _env(RENDERED["gpu-kueue"])
+    assert json.loads(env["MODEL_GARDEN_OPERATOR_GPU_NODE_SELECTOR"]) == {
+        "nvidia.com/gpu.present": "true",
+        "node.kubernetes.io/instance-type": "a100-80gb",
+    }
+    settings = _settings(env, monkeypatch)
+    pod = scheduling(Resources(gpus=1), settings.gpu_node_selector, settings.gpu_tolerations)
+    assert pod["nodeSelector"]["node.kubernetes.io/instance-type"] == "a100-80gb"
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    # the CPU profile: no GPU nodes, no defaults
+    cpu = _env(RENDERED["cpu-profile"])
+    assert cpu["MODEL_GARDEN_OPERATOR_GPU_NODE_SELECTOR"] == "{}"
+    assert cpu["MODEL_GARDEN_OPERATOR_GPU_TOLERATIONS"] == "[]"
+
+
+def test_meter_scrapers_reach_the_operators_network_policies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    off = _env(RENDERED["monitoring-off"])
+    assert json.loads(off["MODEL_GARDEN_OPERATOR_METRICS_SCRAPER_PEERS"]) == []
+    proc = helm(
+        "template",
+        "mg",
+        str(CHART),
+        "--set-json",
+        f"monitoring.meterScrapers=[{json.dumps(PROMETHEUS)}]",
+    )
+    assert proc.returncode == 0, proc.stderr
+    (dep,) = [o for o in yaml.safe_load_all(proc.stdout) if o and o["kind"] == "Deployment"]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    settings = _settings(env, monkeypatch)
+    assert meter_peers(settings)[1:] == [PROMETHEUS]
+    # a peer with no selector would admit every pod: the schema refuses it before the operator
+    bad = helm("template", "mg", str(CHART), "--set-json", "monitoring.meterScrapers=[{}]")
+    assert bad.returncode != 0 and "meterScrapers" in bad.stderr
