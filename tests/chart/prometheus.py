@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
-from .sources import free_port
+from .sources import answering, free_port
 
 
 def tool(name: str) -> str:
@@ -80,27 +79,12 @@ def running(workdir: Path, scrape: dict[str, str], rule_file: Path) -> Iterator[
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        return (workdir / "prometheus.log").read_text()[-2000:]
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}"
-                )
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("prometheus was not ready in 30 s")
-            time.sleep(0.2)
-        yield Prometheus(url)
+        with answering(proc, f"{url}/-/ready", "prometheus", output):
+            yield Prometheus(url)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         log.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from harness.tools import tool
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "model-garden"
@@ -18,25 +19,13 @@ PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 
 
 def helm_binary() -> Path:
-    """The helm binary scripts/fetch-kube-tools.sh installs; a clear error when it is missing."""
-    tools = os.environ.get("MODEL_GARDEN_KUBE_TOOLS")
-    if not tools or not (Path(tools) / "helm").is_file():
-        raise RuntimeError(
-            "MODEL_GARDEN_KUBE_TOOLS does not name a folder holding helm: "
-            "run `source scripts/bootstrap.sh` (it runs scripts/fetch-kube-tools.sh)"
-        )
-    return Path(tools) / "helm"
+    """Helm 4, from the tools scripts/fetch-kube-tools.sh installs."""
+    return tool("MODEL_GARDEN_KUBE_TOOLS", "scripts/fetch-kube-tools.sh", inside="helm")
 
 
 def helm3_binary() -> Path:
     """Helm 3 (scripts/fetch-helm3.sh): the chart must work with both major versions."""
-    path = os.environ.get("MODEL_GARDEN_HELM3")
-    if not path or not Path(path).is_file():
-        raise RuntimeError(
-            "MODEL_GARDEN_HELM3 does not name a helm v3 binary: `source scripts/bootstrap.sh` "
-            "fetches it (scripts/fetch-helm3.sh)"
-        )
-    return Path(path)
+    return tool("MODEL_GARDEN_HELM3", "scripts/fetch-helm3.sh")
 
 
 def helm(*args: str, binary: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,6 +47,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def answering(
+    proc: subprocess.Popen[Any], url: str, what: str, output: Callable[[], str]
+) -> Iterator[None]:
+    """Hold ``proc`` (a server the test started) until ``url`` answers 200, then yield; stop it
+    on the way out (TERM, KILL after 10 s). A server that exits first fails with ``output()``."""
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode}:\n{output()}")
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not answer {url} in 30 s")
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _condition(kind: str, status: str) -> dict[str, str]:
@@ -198,27 +227,13 @@ def meter(tmp: Path) -> Iterator[int]:
         ],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
+
+    def output() -> str:
+        return proc.stdout.read().decode() if proc.stdout else ""
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                raise RuntimeError(f"the meter exited with {proc.returncode}:\n{out}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError("the meter did not answer /health in 30 s")
-            time.sleep(0.2)
-        yield port
+        with answering(proc, f"http://127.0.0.1:{port}/health", "the meter", output):
+            yield port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         vllm.shutdown()
         vllm.server_close()

@@ -12,21 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.tools import checkov
+
 from .render import VALUE_SETS, render
 
 pytestmark = pytest.mark.chart
 
 ALLOWED_SKIPS = {"CKV_K8S_43", "CKV_K8S_15", "CKV_K8S_40", "CKV_K8S_38", "CKV_K8S_8", "CKV_K8S_9"}
-
-
-def checkov() -> str:
-    path = os.environ.get("MODEL_GARDEN_CHECKOV")
-    if not path or not Path(path).is_file():
-        raise RuntimeError(
-            "MODEL_GARDEN_CHECKOV does not name checkov: `source scripts/bootstrap.sh` builds it "
-            "(scripts/build-checkov.sh)"
-        )
-    return path
 
 
 def test_checkov_passes_on_every_rendered_value_set(tmp_path: Path) -> None:

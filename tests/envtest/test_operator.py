@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -167,6 +168,15 @@ def model_version(
         "kind": "ModelVersion",
         "metadata": {"name": name},
         "spec": {"model": model, "version": version, "artifact": art, "stage": stage},
+    }
+
+
+def inference_deployment(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name},
+        "spec": spec,
     }
 
 
@@ -481,15 +491,6 @@ def test_deleting_the_owner_garbage_collects_children(
     wait_for("pods collected", lambda: not cluster.pods_of(ns, "gone-train"), timeout=60)
 
 
-def _idep(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
 def test_inference_deployment_serves_rolls_and_guards_its_version(
     cluster: Cluster, operator: Callable[[], OperatorThread]
 ) -> None:
@@ -503,7 +504,12 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
     for name in ("bot-v1", "bot-v2", "tone-v1"):
         cluster.verify(ns, name)
     cluster.create(
-        in_ns(_idep("bot", model="bot", stage="production", apiKeySecret={"name": "key"}), ns)
+        in_ns(
+            inference_deployment(
+                "bot", model="bot", stage="production", apiKeySecret={"name": "key"}
+            ),
+            ns,
+        )
     )
     dep = wait_for("Deployment", lambda: cluster.get("apps/v1", "Deployment", ns, "bot"))
     svc = wait_for("Service", lambda: cluster.get("v1", "Service", ns, "bot"))
@@ -644,7 +650,7 @@ def test_read_write_once_claim_limits_replicas(
     )
     cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
     cluster.verify(ns, "m-v1")
-    cluster.create(in_ns(_idep("m", modelVersion="m-v1", replicas=3), ns))
+    cluster.create(in_ns(inference_deployment("m", modelVersion="m-v1", replicas=3), ns))
 
     def limited() -> Any:
         cond = cluster.condition(
@@ -720,29 +726,14 @@ def test_metrics_and_liveness_endpoints(
         op.stop()
 
 
-def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
-    kube_env: Any, crds_installed: list[str], cluster: Cluster
-) -> None:
-    from model_garden.api.contracts import ServingCarbon
-
-    readings = iter(range(1, 10_000))
+@contextmanager
+def _operator_with_meter(kube_env: Any, reading: Callable[[], Any]) -> Iterator[OperatorThread]:
+    """The operator, polling a stand-in pod meter that answers each GET with ``reading()`` (a
+    ServingCarbon) on 127.0.0.1; both are stopped on the way out."""
 
     class Meter(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            n = next(readings)  # cumulative totals that grow by 3.6 kJ and 1 g per poll
-            carbon = ServingCarbon(  # half of it idle; the window: 0.5 g of active for 100 tokens
-                energy_joules=3600.0 * n,
-                active_energy_joules=1800.0 * n,
-                idle_energy_joules=1800.0 * n,
-                emissions_grams=1.0 * n,
-                active_emissions_grams=0.5 * n,
-                idle_emissions_grams=0.5 * n,
-                prompt_tokens=100 * n,
-                window_active_emissions_grams=0.5,
-                window_tokens=100,
-                method="measured",
-            )  # type: ignore[arg-type]
-            body = json.dumps(carbon.to_wire()).encode()
+            body = json.dumps(reading().to_wire()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
@@ -757,10 +748,40 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
     settings.meter_port = server.server_address[1]
     op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
     try:
+        yield op
+    finally:
+        op.stop()
+        server.shutdown()
+        server.server_close()
+
+
+def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
+    kube_env: Any, crds_installed: list[str], cluster: Cluster
+) -> None:
+    from model_garden.api.contracts import ServingCarbon
+
+    readings = iter(range(1, 10_000))
+
+    def reading() -> Any:
+        n = next(readings)  # cumulative totals that grow by 3.6 kJ and 1 g per poll
+        return ServingCarbon(  # half of it idle; the window: 0.5 g of active for 100 tokens
+            energy_joules=3600.0 * n,
+            active_energy_joules=1800.0 * n,
+            idle_energy_joules=1800.0 * n,
+            emissions_grams=1.0 * n,
+            active_emissions_grams=0.5 * n,
+            idle_emissions_grams=0.5 * n,
+            prompt_tokens=100 * n,
+            window_active_emissions_grams=0.5,
+            window_tokens=100,
+            method="measured",
+        )  # type: ignore[arg-type]
+
+    with _operator_with_meter(kube_env, reading):
         ns = cluster.namespace()
         cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
         cluster.verify(ns, "m-v1")
-        cluster.create(in_ns(_idep("m", modelVersion="m-v1"), ns))
+        cluster.create(in_ns(inference_deployment("m", modelVersion="m-v1"), ns))
         (pod,) = wait_for(
             "server pod",
             lambda: cluster.list("v1", "Pod", ns, "modelgarden.dev/inference-deployment=m"),
@@ -793,10 +814,6 @@ def test_meter_polling_keeps_serving_carbon_and_model_totals_current(
         assert entry["deployment"] == "m" and entry["emissionsKg"] == pytest.approx(
             mv["status"]["servingEmissionsKg"]
         )
-    finally:
-        op.stop()
-        server.shutdown()
-        server.server_close()
 
 
 def test_namespace_cap_queues_jobs_until_a_slot_frees(
@@ -977,39 +994,25 @@ def test_serving_totals_add_up_across_two_deployments_of_one_version(
 
     lock, polls = threading.Lock(), [0]
 
-    class Meter(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            with lock:
-                polls[0] += 1
-                n = min(polls[0], 5)  # grows for a few polls, then the pods go idle-free
-            carbon = ServingCarbon(
-                energy_joules=3600.0 * n,
-                active_energy_joules=3600.0 * n,
-                emissions_grams=1.0 * n,
-                active_emissions_grams=1.0 * n,
-                prompt_tokens=10 * n,
-                method="measured",
-            )  # type: ignore[arg-type]
-            body = json.dumps(carbon.to_wire()).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def reading() -> Any:
+        with lock:
+            polls[0] += 1
+            n = min(polls[0], 5)  # grows for a few polls, then the pods go idle-free
+        return ServingCarbon(
+            energy_joules=3600.0 * n,
+            active_energy_joules=3600.0 * n,
+            emissions_grams=1.0 * n,
+            active_emissions_grams=1.0 * n,
+            prompt_tokens=10 * n,
+            method="measured",
+        )  # type: ignore[arg-type]
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Meter)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = operator_settings()
-    settings.meter_port = server.server_address[1]
-    op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
-    try:
+    with _operator_with_meter(kube_env, reading) as op:
         ns = cluster.namespace()
         cluster.create(in_ns(model_version("m-v1", "m", 1), ns))
         cluster.verify(ns, "m-v1")
         for name in ("a", "b"):
-            cluster.create(in_ns(_idep(name, modelVersion="m-v1"), ns))
+            cluster.create(in_ns(inference_deployment(name, modelVersion="m-v1"), ns))
         for name in ("a", "b"):
             (pod,) = wait_for(
                 f"{name} pod",
@@ -1037,7 +1040,3 @@ def test_serving_totals_add_up_across_two_deployments_of_one_version(
         assert sorted(e["deployment"] for e in mv["status"]["servingByDeployment"]) == ["a", "b"]
         assert mv["status"]["lifetimeEmissionsKg"] == pytest.approx(0.010, rel=1e-12)
         assert op.metrics.errors.labels("ModelVersion")._value.get() == 0
-    finally:
-        op.stop()
-        server.shutdown()
-        server.server_close()

@@ -17,6 +17,7 @@ from envtest.test_operator import (
     Cluster,
     finetunejob,
     in_ns,
+    inference_deployment,
     model_version,
     operator_settings,
     wait_for,
@@ -60,15 +61,6 @@ def _policy(ns: str, text: str) -> dict[str, Any]:
     }
 
 
-def _idep(name: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": API,
-        "kind": "InferenceDeployment",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
-
-
 def _condition(cluster: Cluster, kind: str, ns: str, name: str, type: str) -> dict[str, Any] | None:
     return cluster.condition(cluster.get(API, kind, ns, name), type)
 
@@ -93,7 +85,10 @@ def test_policy_refuses_what_it_does_not_allow_and_follows_its_configmap(
     # No ConfigMap: the documented default refuses a flag that runs remote code.
     cluster.create(
         in_ns(
-            _idep("risky", modelVersion="x-v1", engine={"extraArgs": ["--trust-remote-code"]}), ns
+            inference_deployment(
+                "risky", modelVersion="x-v1", engine={"extraArgs": ["--trust-remote-code"]}
+            ),
+            ns,
         )
     )
     ready = _refused(cluster, "InferenceDeployment", ns, "risky", "Ready")
@@ -149,7 +144,7 @@ def test_server_pods_get_the_key_by_env_and_file_behind_a_network_policy(
     peers = [{"namespaceSelector": {"matchLabels": {"team": "web"}}}]
     cluster.create(
         in_ns(
-            _idep(
+            inference_deployment(
                 "m",
                 modelVersion="m-v1",
                 apiKeySecret={"name": "key"},

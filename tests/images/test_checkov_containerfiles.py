@@ -8,7 +8,6 @@ under that name (the same bytes).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,18 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.tools import checkov
+
 from .conftest import REPO
 
 pytestmark = pytest.mark.images
 
 NAMES = ["operator", "runtime-cpu", "trainer", "server"]
-
-
-def checkov() -> str:
-    path = os.environ.get("MODEL_GARDEN_CHECKOV")
-    if not path or not Path(path).exists():
-        pytest.fail("MODEL_GARDEN_CHECKOV is not set: `source scripts/bootstrap.sh` builds it")
-    return path
 
 
 def test_checkov_passes_on_every_containerfile(tmp_path: Path) -> None:

@@ -44,6 +44,14 @@ def _project(tmp_path: Path, runtime_script: str) -> Path:
     return project
 
 
+def _recording_runtime(tmp_path: Path) -> str:
+    """A runtime build that records being called and prints its export line."""
+    return (
+        f"echo runtime >> {tmp_path}/project/calls\n"
+        'echo "export MODEL_GARDEN_RUNTIME_PYTHON=/usr/bin/python3"\n'
+    )
+
+
 def _bootstrap(project: Path, mode: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
@@ -71,10 +79,7 @@ def test_a_failed_runtime_build_stops_the_bootstrap(tmp_path: Path, mode: str) -
 
 
 def test_the_main_jobs_mode_builds_the_runtime_only(tmp_path: Path) -> None:
-    project = _project(
-        tmp_path,
-        f'echo runtime >> {tmp_path}/project/calls\necho "export MODEL_GARDEN_RUNTIME_PYTHON=/usr/bin/python3"\n',
-    )
+    project = _project(tmp_path, _recording_runtime(tmp_path))
     proc = _bootstrap(project, "runtime")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "REACHED /usr/bin/python3" in proc.stdout
@@ -87,10 +92,7 @@ def test_the_quickstart_script_asks_for_the_runtime_only() -> None:
 
 
 def test_the_full_bootstrap_builds_everything(tmp_path: Path) -> None:
-    project = _project(
-        tmp_path,
-        f'echo runtime >> {tmp_path}/project/calls\necho "export MODEL_GARDEN_RUNTIME_PYTHON=/usr/bin/python3"\n',
-    )
+    project = _project(tmp_path, _recording_runtime(tmp_path))
     proc = _bootstrap(project, "all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     expected = {*HEAVY_PHASES.values(), "runtime", "images"}

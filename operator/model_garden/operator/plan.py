@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from model_garden.api.labels import FIELD_MANAGER, LABEL_FTJ_UID, MANAGED_BY, OPERATOR_NAME
+from model_garden.api.labels import (
+    FIELD_MANAGER,
+    LABEL_COMPONENT,
+    LABEL_FTJ_UID,
+    MANAGED_BY,
+    OPERATOR_NAME,
+)
 
 # The executor (and older imports) read these names here; they are defined in api.labels.
 __all__ = [
@@ -26,6 +33,7 @@ __all__ = [
     "child_meta",
     "child_name",
     "is_subset",
+    "owner_labels",
     "owner_reference",
     "stable_hash",
 ]
@@ -126,6 +134,22 @@ def child_meta(
     }
     meta.update(extra)
     return meta
+
+
+def owner_labels(
+    component: str,
+    name: tuple[str, str],
+    uid: tuple[str, str | None],
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """Labels of every child of one resource: ``name`` (label, owner's name) for people,
+    ``uid`` (label, owner's uid; left out while unknown) for the operator's matching, so a
+    child of a deleted-and-recreated resource of the same name is never taken for its own."""
+    out = {MANAGED_BY: OPERATOR_NAME, name[0]: name[1], **(extra or {})}
+    out[LABEL_COMPONENT] = component
+    if uid[1]:
+        out[uid[0]] = uid[1]
+    return out
 
 
 def child_name(base: str, suffix: str, limit: int = 63) -> str:

@@ -7,12 +7,11 @@ says why, as for every other failure.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
-from model_garden.api.contracts import TrainingConfig, TrainingResult
+from model_garden.api.contracts import TrainingResult
 from model_garden.training import checkpoints, ownership
 from model_garden.training.outputs import failure
 from model_garden.training.run import (
@@ -21,8 +20,9 @@ from model_garden.training.run import (
     EXIT_INVALID_CONFIG,
     exit_code,
     main,
-    run,
 )
+
+from .trainer_runs import run_in_process, scratch_config
 
 
 @pytest.mark.parametrize(
@@ -47,30 +47,9 @@ def test_codes_are_distinct() -> None:
 def test_a_dataset_that_does_not_parse_exits_3_with_its_result(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text("{not json\n")
-    term = tmp_path / "termination-log"
-    term.touch()
-    config = TrainingConfig.model_validate(
-        {
-            "job": {"name": "chat", "namespace": "team", "uid": "u-1"},
-            "spec": {
-                "baseModel": {"uri": "file:///models/base"},
-                "dataset": {"uri": "file:///data/d.jsonl"},
-            },
-            "runtime": {
-                "baseModel": "/models/base",
-                "datasetPath": str(data),
-                "outputDir": str(tmp_path / "out"),
-                "checkpointDir": str(tmp_path / "ckpt"),
-                "progressPort": 0,
-                "terminationMessagePath": str(term),
-            },
-        }
-    )
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        result, code = run(config)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    config = scratch_config(tmp_path, dataset=data, output=tmp_path / "out", uid="u-1")
+    term = Path(config.runtime.termination_message_path)
+    result, code = run_in_process(config)
     assert code == EXIT_BAD_INPUT == 3
     assert result.reason == "DatasetError"
     assert TrainingResult.model_validate_json(term.read_text()).reason == "DatasetError"

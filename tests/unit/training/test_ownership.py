@@ -7,15 +7,16 @@ by a whole ``run()``, which then reports ``OutputNotOurs`` naming the path.
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 
 import pytest
 
-from model_garden.api.contracts import Identity, TrainingConfig, TrainingResult
+from model_garden.api.contracts import Identity, TrainingResult
 from model_garden.training import ownership
 from model_garden.training.outputs import RESULT_FILE
-from model_garden.training.run import EXIT_BAD_INPUT, run
+from model_garden.training.run import EXIT_BAD_INPUT
+
+from .trainer_runs import run_in_process, scratch_config
 
 
 def test_absent_and_empty_directories_are_claimed_and_retries_reuse_them(tmp_path: Path) -> None:
@@ -57,30 +58,9 @@ def test_run_refuses_an_output_dir_it_does_not_own_and_deletes_nothing(tmp_path:
     (out / "merged").mkdir(parents=True)
     (out / "merged" / "model.safetensors").write_bytes(b"live weights")
     before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
-    term = tmp_path / "termination-log"
-    term.touch()
-    config = TrainingConfig.model_validate(
-        {
-            "job": {"name": "chat", "namespace": "team", "uid": "u-new"},
-            "spec": {
-                "baseModel": {"uri": "file:///models/base"},
-                "dataset": {"uri": "file:///data/d.jsonl"},
-            },
-            "runtime": {
-                "baseModel": "/models/base",
-                "datasetPath": str(tmp_path / "d.jsonl"),
-                "outputDir": str(out),
-                "checkpointDir": str(tmp_path / "ckpt"),
-                "progressPort": 0,
-                "terminationMessagePath": str(term),
-            },
-        }
-    )
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        result, code = run(config)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    config = scratch_config(tmp_path, dataset=tmp_path / "d.jsonl", output=out, uid="u-new")
+    term = Path(config.runtime.termination_message_path)
+    result, code = run_in_process(config)
     assert code == EXIT_BAD_INPUT  # no retry can fix it: the Job fails at once
     assert result.outcome == "Failed" and result.reason == ownership.REASON == "OutputNotOurs"
     assert str(out) in result.message and "nothing was deleted" in result.message

@@ -15,7 +15,6 @@ from model_garden.api.contracts import (
 )
 from model_garden.api.labels import (
     API_VERSION,
-    LABEL_COMPONENT,
     LABEL_EXPERIMENT,
     LABEL_FTJ,
     LABEL_FTJ_UID,
@@ -27,7 +26,7 @@ from model_garden.api.labels import (
 )
 
 from .. import observe
-from ..plan import child_meta, child_name
+from ..plan import child_meta, child_name, owner_labels
 from ..podspec import (
     CACHE_ENV,
     compute,
@@ -60,14 +59,12 @@ def config_map_name(ftj_name: str) -> str:
 
 def labels(ftj: FineTuneJob) -> dict[str, str]:
     """Labels of every child: the owner's name for people, its uid for the operator's matching."""
-    out = {
-        MANAGED_BY: OPERATOR_NAME,
-        LABEL_FTJ: ftj.metadata.name,
-        LABEL_MODEL: ftj.output_model,
-        LABEL_COMPONENT: "trainer",
-    }
-    if ftj.metadata.uid:
-        out[LABEL_FTJ_UID] = ftj.metadata.uid
+    out = owner_labels(
+        "trainer",
+        (LABEL_FTJ, ftj.metadata.name),
+        (LABEL_FTJ_UID, ftj.metadata.uid),
+        {LABEL_MODEL: ftj.output_model},
+    )
     if LABEL_EXPERIMENT in ftj.metadata.labels:
         out[LABEL_EXPERIMENT] = ftj.metadata.labels[LABEL_EXPERIMENT]
     return out

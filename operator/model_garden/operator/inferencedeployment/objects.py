@@ -17,16 +17,13 @@ from model_garden.api.contracts import (
 from model_garden.api.labels import (
     ANNOTATION_CONFIG_HASH,
     ANNOTATION_VERSION,
-    LABEL_COMPONENT,
     LABEL_IDEP,
     LABEL_IDEP_UID,
-    MANAGED_BY,
-    OPERATOR_NAME,
 )
 
 from ..networkpolicy import build_network_policy
 from ..observe import version_ready
-from ..plan import child_meta, child_name, stable_hash
+from ..plan import child_meta, child_name, owner_labels, stable_hash
 from ..podspec import (
     API_KEY_FILE,
     CACHE_ENV,
@@ -162,10 +159,7 @@ def restart_hash(config: ServingConfig) -> str:
 def labels(body: dict[str, Any]) -> dict[str, str]:
     """Labels of every child; the deployment's uid ties pods and meters to this very resource."""
     meta = body["metadata"]
-    out = {MANAGED_BY: OPERATOR_NAME, LABEL_IDEP: meta["name"], LABEL_COMPONENT: "server"}
-    if meta.get("uid"):
-        out[LABEL_IDEP_UID] = meta["uid"]
-    return out
+    return owner_labels("server", (LABEL_IDEP, meta["name"]), (LABEL_IDEP_UID, meta.get("uid")))
 
 
 def selector(name: str) -> str:

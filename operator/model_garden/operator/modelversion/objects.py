@@ -7,15 +7,12 @@ from typing import Any
 from model_garden.api import ModelVersion
 from model_garden.api.common import Resources
 from model_garden.api.labels import (
-    LABEL_COMPONENT,
     LABEL_MODEL,
     LABEL_MV,
     LABEL_MV_UID,
-    MANAGED_BY,
-    OPERATOR_NAME,
 )
 
-from ..plan import child_meta, child_name
+from ..plan import child_meta, child_name, owner_labels
 from ..podspec import compute, container_security_context, pod_security_context, scratch_volumes
 from ..settings import OperatorSettings
 from ..storage import Mounts, resolve
@@ -29,15 +26,12 @@ def verify_job_name(mv_name: str) -> str:
 
 def labels(mv: ModelVersion) -> dict[str, str]:
     """The Job's and pod's labels; the version's uid ties them to this very ModelVersion."""
-    out = {
-        MANAGED_BY: OPERATOR_NAME,
-        LABEL_MV: mv.metadata.name,
-        LABEL_MODEL: mv.spec.model,
-        LABEL_COMPONENT: "verify",
-    }
-    if mv.metadata.uid:
-        out[LABEL_MV_UID] = mv.metadata.uid
-    return out
+    return owner_labels(
+        "verify",
+        (LABEL_MV, mv.metadata.name),
+        (LABEL_MV_UID, mv.metadata.uid),
+        {LABEL_MODEL: mv.spec.model},
+    )
 
 
 def build_verify_job(
