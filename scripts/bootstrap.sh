@@ -4,6 +4,7 @@
 # binaries, the CPU ML runtime, kubectl/helm. Idempotent; a warm second run takes seconds.
 #
 #   source scripts/bootstrap.sh     # exports MODEL_GARDEN_RUNTIME_PYTHON, MODEL_GARDEN_ENVTEST_DIR,
+#                                   # MODEL_GARDEN_NODE_DIR (kubelet, scheduler, proxy),
 #                                   # MODEL_GARDEN_KUBE_TOOLS and puts uv on PATH
 #   MODEL_GARDEN_BOOTSTRAP=runtime source scripts/bootstrap.sh
 #                                   # only what local mode needs (uv, venv, ML runtime): the main
@@ -29,8 +30,9 @@ _mg_uv() {
 _mg_apt() {
   local need=()
   # runc before podman, so that podman's "crun | runc" takes runc (crun refuses cgroup v1/hybrid
-  # hosts like these), and mmdebstrap: scripts/build-images.
-  for p in etcd-server openssl prometheus runc podman mmdebstrap; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  # hosts like these), and mmdebstrap: scripts/build-images. containerd, the CNI plugins,
+  # iptables, conntrack, iproute2: the test node (tests/harness/node.py).
+  for p in etcd-server openssl prometheus runc podman mmdebstrap containerd containernetworking-plugins iptables conntrack iproute2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if ((${#need[@]})); then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
@@ -63,8 +65,12 @@ fi
 _mg_envtest_log="$(mktemp)"
 ( bash "$_mg_root/scripts/build-envtest.sh" >"$_mg_envtest_log" 2>&1 ) &
 _mg_envtest_pid=$!
+# kubelet, kube-scheduler, kube-proxy for the test node (tests/cluster), same recipe and overlap.
+_mg_node_log="$(mktemp)"
+( bash "$_mg_root/scripts/build-node.sh" >"$_mg_node_log" 2>&1 ) &
+_mg_node_pid=$!
 if ! _mg_phase "CPU ML runtime" _mg_runtime; then
-  kill "$_mg_envtest_pid" 2>/dev/null || true
+  kill "$_mg_envtest_pid" "$_mg_node_pid" 2>/dev/null || true
   echo "CPU ML runtime build failed" >&2
   exit 1
 fi
@@ -76,13 +82,14 @@ _mg_images() {
   eval "$exports"
 }
 if ! _mg_phase "images" _mg_images; then
-  kill "$_mg_envtest_pid" 2>/dev/null || true
+  kill "$_mg_envtest_pid" "$_mg_node_pid" 2>/dev/null || true
   echo "image build failed (scripts/build-images --offline)" >&2
   exit 1
 fi
 export MODEL_GARDEN_IMAGES MODEL_GARDEN_IMAGE_ENGINE
 _mg_start=$SECONDS
 if ! wait "$_mg_envtest_pid"; then
+  kill "$_mg_node_pid" 2>/dev/null || true
   tail -50 "$_mg_envtest_log" >&2
   echo "envtest build failed" >&2
   exit 1
@@ -90,6 +97,17 @@ fi
 MODEL_GARDEN_ENVTEST_DIR="$(tail -1 "$_mg_envtest_log")"
 export MODEL_GARDEN_ENVTEST_DIR
 echo "[phase] envtest binaries (waited after runtime): $((SECONDS - _mg_start))s" >&2
+_mg_node() {
+  if ! wait "$_mg_node_pid"; then
+    tail -50 "$_mg_node_log" >&2
+    echo "node binaries build failed (scripts/build-node.sh)" >&2
+    return 1
+  fi
+  MODEL_GARDEN_NODE_DIR="$(tail -1 "$_mg_node_log")"
+}
+_mg_phase "node binaries (waited after envtest)" _mg_node || exit 1
+export MODEL_GARDEN_NODE_DIR
+rm -f "$_mg_node_log"
 MODEL_GARDEN_KUBE_TOOLS="$(bash "$_mg_root/scripts/fetch-kube-tools.sh" | tail -1)"
 export MODEL_GARDEN_KUBE_TOOLS
 # checkov in its own cached venv (its pins conflict with uv.lock's extras): tests/chart.

@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY_PHASES = {
     "build-envtest.sh": "envtest",
+    "build-node.sh": "node",
     "fetch-kube-tools.sh": "kube-tools",
     "build-checkov.sh": "checkov",
     "fetch-helm3.sh": "helm3",

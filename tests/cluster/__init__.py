@@ -1,0 +1,1 @@
+"""Tests on a real single-node cluster (tests/harness/node.py)."""
