@@ -1,71 +1,7 @@
 #!/usr/bin/env bash
-# Build kube-apiserver and kube-controller-manager from Debian's `kubernetes` source package
-# and cache the binaries outside the checkout, keyed by version.
-#
-# Why from source: no registry we can reach ships these binaries, and kind/minikube need a
-# Docker engine. See ../shared/TOOLCHAIN.md. Prints the cache directory on its last line.
+# Build kube-apiserver and kube-controller-manager (the envtest control plane) from Debian's
+# `kubernetes` source package, cached outside the checkout by version
+# (scripts/lib/build-kube-binaries.sh). Prints the cache directory on its last line.
 set -euo pipefail
-
-KUBE_SRC_VERSION="${KUBE_SRC_VERSION:-1.20.2}"
-CACHE_ROOT="${MODEL_GARDEN_CACHE:-$HOME/.cache/model-garden}"
-OUT="$CACHE_ROOT/envtest/kubernetes-$KUBE_SRC_VERSION"
-
-if [[ -x "$OUT/kube-apiserver" && -x "$OUT/kube-controller-manager" ]]; then
-  echo "$OUT"
-  exit 0
-fi
-
-need_pkgs=()
-for p in golang-go etcd-server rsync golang-github-modern-go-reflect2-dev dpkg-dev make; do
-  dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
-done
-if ((${#need_pkgs[@]})); then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/mg-envtest.XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
-
-# A private deb-src list derived from the machine's own apt sources (no mirror written here).
-mkdir -p "$WORK/apt/parts" "$WORK/apt/lists/partial"
-for f in /etc/apt/sources.list.d/*.sources; do
-  [[ -f "$f" ]] || continue
-  sed -E 's/^Types:.*/Types: deb-src/' "$f" >"$WORK/apt/parts/$(basename "$f")"
-done
-if [[ -f /etc/apt/sources.list ]]; then
-  grep -E '^deb ' /etc/apt/sources.list | sed -E 's/^deb /deb-src /' >"$WORK/apt/sources.list" || true
-else
-  : >"$WORK/apt/sources.list"
-fi
-APT_OPTS=(-o "Dir::Etc::SourceList=$WORK/apt/sources.list" -o "Dir::Etc::SourceParts=$WORK/apt/parts"
-  -o "Dir::State::Lists=$WORK/apt/lists")
-apt-get "${APT_OPTS[@]}" update -qq
-mkdir -p "$WORK/src"
-(cd "$WORK/src" && apt-get "${APT_OPTS[@]}" source --download-only kubernetes >/dev/null)
-case "$(basename "$WORK"/src/kubernetes_*.dsc)" in
-  *"$KUBE_SRC_VERSION"*) ;;
-  *) echo "Debian's kubernetes source is not $KUBE_SRC_VERSION: $(ls "$WORK"/src)" >&2; exit 1 ;;
-esac
-(cd "$WORK/src" && dpkg-source --no-check -x ./*.dsc tree >/dev/null)
-TREE="$WORK/src/tree"
-
-# The vendored reflect2 1.0.1 crashes (SIGSEGV in mapiterinit) under Go >= 1.18.
-REFLECT2="$TREE/vendor/github.com/modern-go/reflect2"
-rm -f "$REFLECT2"/*.go "$REFLECT2"/*.s
-cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.go "$REFLECT2/"
-cp /usr/share/gocode/src/github.com/modern-go/reflect2/*.s "$REFLECT2/" 2>/dev/null || true
-rm -f "$REFLECT2"/*_test.go
-
-export GOPATH="$WORK/gopath" GOCACHE="$WORK/gocache" CGO_ENABLED=0 GOPROXY=off GOFLAGS=-mod=vendor
-mkdir -p "$GOPATH/src/k8s.io"
-ln -s "$TREE" "$GOPATH/src/k8s.io/kubernetes"
-cd "$GOPATH/src/k8s.io/kubernetes"
-export GO111MODULE=off
-make WHAT=cmd/kube-apiserver
-make WHAT=cmd/kube-controller-manager
-
-mkdir -p "$OUT.tmp"
-cp _output/bin/kube-apiserver _output/bin/kube-controller-manager "$OUT.tmp/"
-rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
-echo "$OUT"
+exec bash "$(dirname "${BASH_SOURCE[0]}")/lib/build-kube-binaries.sh" envtest etcd-server \
+  kube-apiserver kube-controller-manager
