@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus, describe_errors, utcnow
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
+from model_garden.api.labels import API_VERSION
 
 from .executor import Executor, NotOurs, VersionConflict
 from .finetunejob import admission
@@ -28,7 +29,7 @@ from .finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from .inferencedeployment.plan import InferenceDeploymentWorld, plan_inferencedeployment
 from .metrics import OperatorMetrics
 from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_deployments
-from .plan import Plan
+from .plan import ObjectRef, Plan
 from .policy import Policy, PolicyCache, PolicyError
 from .settings import OperatorSettings
 from .status import Resource, StatusDraft
@@ -174,6 +175,22 @@ def all_bodies(index: Mapping[Any, Any]) -> list[dict[str, Any]]:
 # --- errors and invalid specs -----------------------------------------------------------------
 
 
+def _produces_a_version(plan: Plan) -> bool:
+    return any(obj["kind"] == "ModelVersion" for obj in plan.create)
+
+
+def _still_exists(ctx: Context, body: Mapping[str, Any]) -> bool:
+    """Whether this very FineTuneJob (same uid) is still on the server.
+
+    kopf's indexes are fed by separate watches, so a Job's completion can be seen before its
+    owner's deletion: a live read before the one irreversible write (a ModelVersion outlives
+    its job) keeps a deleted job from producing a version.
+    """
+    meta = body["metadata"]
+    live = ctx.executor.get(ObjectRef(API_VERSION, "FineTuneJob", meta["namespace"], meta["name"]))
+    return live is not None and live["metadata"].get("uid") == meta.get("uid")
+
+
 def _run(
     ctx: Context, kind: str, body: dict[str, Any], resource: Resource | None, plan: Plan
 ) -> None:
@@ -281,6 +298,8 @@ def reconcile_finetunejob(
         if world.job is not None or admission.is_done(ftj):
             owner.memo.pop("admitted_job", None)
             plan = plan_finetunejob(body, world, ctx.settings, utcnow())
+            if _produces_a_version(plan) and not _still_exists(ctx, body):
+                return  # deleted meanwhile: its Job's success must not mint a ModelVersion
             _run(ctx, "FineTuneJob", body, ftj, plan)
             return
         with ctx.namespace_lock(ns):
