@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import yaml
 
-from .sources import answering, free_port
+from harness.envtest import free_port
+
+from .sources import answering
 
 
 def tool(name: str) -> str:

@@ -4,7 +4,6 @@ operator's OperatorMetrics, a trainer's ProgressServer and the serving meter (a 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from harness.envtest import free_port
 from model_garden.api.contracts import TrainingConfig, TrainingState
 from model_garden.operator.metrics import OperatorMetrics
 from model_garden.training.progress import ProgressServer, ProgressTracker, training_labels
@@ -41,12 +41,6 @@ TRAINING_CONFIG = TrainingConfig.model_validate(
     }
 )
 """The trainer's config as the operator writes it (its labels come from here)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

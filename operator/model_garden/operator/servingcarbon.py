@@ -27,8 +27,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from model_garden.api.contracts import ServingCarbon
+from model_garden.carbon.grid import JOULES_PER_KWH
 
-JOULES_PER_KWH = 3.6e6
 DEFAULT_WINDOW_SECONDS = 300.0
 
 
