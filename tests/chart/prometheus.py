@@ -67,6 +67,13 @@ def running(workdir: Path, scrape: dict[str, str], rule_file: Path) -> Iterator[
             for job, target in scrape.items()
         ],
     }
+    with running_config(workdir, config) as prometheus:
+        yield prometheus
+
+
+@contextmanager
+def running_config(workdir: Path, config: dict[str, Any]) -> Iterator[Prometheus]:
+    """Prometheus on loopback with this configuration, until the block ends."""
     config_file = workdir / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
     port = free_port()

@@ -1,4 +1,6 @@
-"""The `node` fixture: one real single-node cluster (tests/harness/node.py) per test session.
+"""The `node` fixture: one real single-node cluster (tests/harness/node.py) per test session,
+and `platform`: Model Garden helm-installed on it (tests/cluster/platform.py), or on the cluster
+``$MODEL_GARDEN_E2E_KUBECONFIG`` names (kind, scripts/e2e-kind) without starting a node.
 
 Its logs (kubelet, containerd, kube-proxy, scheduler, control plane) are kept under pytest's
 basetemp and attached to a failing test's report. The host is snapshotted before the node starts
@@ -7,16 +9,26 @@ and after it stops, so test_teardown.py can prove nothing was left behind.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import threading
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chart.prometheus import Prometheus, running_config
 from harness import node as node_harness
 from harness.node_host import HostSnapshot
 
+from .platform import Platform, install, uninstall
+
+EXTERNAL_KUBECONFIG = "MODEL_GARDEN_E2E_KUBECONFIG"
+
 _LOGS: list[Path] = []
+INSTALLED: list[Platform] = []  # test_teardown.py uninstalls these before it stops the node
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +50,104 @@ def node(
         problems = started.stop()
         if problems:
             print(f"[node] teardown problems: {problems}")
+
+
+@pytest.fixture(scope="session")
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """Model Garden installed by helm, with a tiny base model and datasets on its claim."""
+    workdir = tmp_path_factory.mktemp("platform")
+    external = os.environ.get(EXTERNAL_KUBECONFIG)
+    if external:
+        installed = Platform(kubeconfig=Path(external), workdir=workdir)
+        install(installed, hostpath=None)  # the cluster provisions the claim
+    else:
+        node: node_harness.Node = request.getfixturevalue("node")
+        installed = Platform(kubeconfig=node.kubeconfig, workdir=workdir)
+        install(installed, hostpath=node.workdir / "artifacts")
+    INSTALLED.append(installed)
+    try:
+        yield installed
+    finally:
+        uninstall(installed)  # unless test_teardown.py did it already
+        INSTALLED.remove(installed)
+
+
+@pytest.fixture(scope="session")
+def own_node(request: pytest.FixtureRequest) -> node_harness.Node | None:
+    """The harness node when the tests run on it (its containerd can be asked), else None."""
+    if os.environ.get(EXTERNAL_KUBECONFIG):
+        return None
+    node: node_harness.Node = request.getfixturevalue("node")
+    return node
+
+
+def pod_targets(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """file_sd targets: each running pod's ``metrics`` or ``progress`` port, with the labels the
+    chart's ServiceMonitor/PodMonitor relabelling gives (component, namespace, pod)."""
+    targets = []
+    for pod in pods:
+        ip = pod.get("status", {}).get("podIP")
+        if not ip or pod["status"].get("phase") != "Running":
+            continue
+        meta = pod["metadata"]
+        for container in pod["spec"]["containers"]:
+            for port in container.get("ports") or []:
+                if port.get("name") in ("metrics", "progress"):
+                    labels = {
+                        "component": meta.get("labels", {}).get("app.kubernetes.io/component", ""),
+                        "namespace": meta["namespace"],
+                        "pod": meta["name"],
+                    }
+                    targets.append({"targets": [f"{ip}:{port['containerPort']}"], "labels": labels})
+    return targets
+
+
+@pytest.fixture(scope="session")
+def prometheus(platform: Platform) -> Iterator[Prometheus]:
+    """A real Prometheus scraping every Model Garden pod's metrics port each second.
+
+    Debian's Prometheus is built without kubernetes_sd, so this fixture is its discovery: a
+    thread lists the pods through the API server every second and writes them as file_sd
+    targets (Prometheus watches the file), with the labels the chart's monitors would give.
+    """
+    workdir = platform.workdir / "prometheus"
+    workdir.mkdir()
+    targets = workdir / "pods.json"
+    targets.write_text("[]")
+    stop = threading.Event()
+
+    def discover() -> None:
+        while not stop.wait(1):
+            try:
+                out = platform.kubectl("get", "pods", "-A", "-o", "json", check=False)
+            except subprocess.TimeoutExpired:  # an API server outage (a fault test): next round
+                continue
+            if out.returncode == 0:
+                found = pod_targets(json.loads(out.stdout)["items"])
+                scratch = targets.with_suffix(".tmp")
+                scratch.write_text(json.dumps(found))
+                scratch.replace(targets)
+
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "model-garden-pods",
+                "honor_labels": True,
+                "file_sd_configs": [{"files": [str(targets)], "refresh_interval": "1s"}],
+            }
+        ],
+    }
+    thread = threading.Thread(target=discover, name="pod-discovery", daemon=True)
+    thread.start()
+    try:
+        with running_config(workdir, config) as running:
+            yield running
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,7 +1,8 @@
 """After the node stops, nothing of it is left: no process, mount, netns, link or iptables rule.
 
-Runs last in this folder (pytest collects files in name order): it stops the session's node
-itself and compares the host with the snapshot taken before the node started.
+Runs last in this folder (pytest collects files in name order): it uninstalls what the
+end-to-end tests helm-installed, stops the session's node itself and compares the host with
+the snapshot taken before the node started.
 """
 
 from __future__ import annotations
@@ -14,10 +15,20 @@ from harness import node_host
 from harness.node import Node
 from harness.node_host import HostSnapshot
 
+from .conftest import INSTALLED
+from .platform import uninstall, wait_for
+
 pytestmark = pytest.mark.cluster
 
 
 def test_teardown_leaves_nothing_behind(node: Node, host_before: HostSnapshot) -> None:
+    for platform in INSTALLED:
+        uninstall(platform)
+        wait_for(
+            "the operator pod gone after helm uninstall",
+            lambda installed=platform: not installed.operator_pods(),  # type: ignore[misc]
+            90,
+        )
     pids = [p.pid for p in node.processes.values()]
     assert node.kube is not None
     pids += [p.pid for p in node.kube.processes.values()]

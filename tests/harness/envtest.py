@@ -2,8 +2,10 @@
 
 Built from Debian's source by scripts/build-envtest.sh (cached outside the checkout). Token
 authentication and RBAC are on, so tests can act as a ServiceAccount with only the RBAC we ship.
-There is no scheduler or kubelet: pods stay Pending and tests play the kubelet by writing status.
-Every process is started in its own session with a parent-death signal, and stopped (process
+Alone it has no scheduler or kubelet: pods stay Pending and the fast tests play the kubelet by
+writing status; tests/harness/node.py starts it with ``node=True`` (listening on the node's
+address, so pods reach it through the ``kubernetes`` Service, and with the ServiceAccount
+admission plugin, so pods get their token) and adds a real node. Every process is started in its own session with a parent-death signal, and stopped (process
 group, SIGTERM then SIGKILL) when the fixture ends, a test fails or pytest is interrupted.
 """
 
@@ -78,6 +80,7 @@ class KubeEnv:
     admin_token: str
     kubeconfig: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    argv: dict[str, list[str]] = field(default_factory=dict)
     _api_client: Any = None
 
     @property
@@ -121,6 +124,14 @@ class KubeEnv:
             time.sleep(0.5)
         raise TimeoutError(f"no token Secret for ServiceAccount {namespace}/{name}")
 
+    def restart_apiserver(self, down_for: float = 3.0, timeout: float = 90) -> None:
+        """Stop kube-apiserver, wait ``down_for`` seconds, start it again with the same flags
+        (same port, certificates, keys and etcd: clients see an outage, not a new cluster)."""
+        stop_process(self.processes.pop("kube-apiserver"))
+        time.sleep(down_for)
+        _spawn(self, "kube-apiserver", self.argv["kube-apiserver"], append=True)
+        _wait_ready(self, timeout)
+
     def stop(self) -> None:
         for proc in reversed(list(self.processes.values())):
             stop_process(proc)
@@ -147,8 +158,9 @@ def write_kubeconfig(path: Path, server: str, token: str, user: str) -> None:
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
 
 
-def _spawn(env: KubeEnv, name: str, argv: list[str]) -> None:
-    log = (env.workdir / f"{name}.log").open("wb")
+def _spawn(env: KubeEnv, name: str, argv: list[str], append: bool = False) -> None:
+    log = (env.workdir / f"{name}.log").open("ab" if append else "wb")
+    env.argv[name] = argv
     env.processes[name] = subprocess.Popen(
         argv,
         stdout=log,
@@ -179,8 +191,15 @@ def _wait_ready(env: KubeEnv, timeout: float) -> None:
     raise TimeoutError(f"kube-apiserver not ready in {timeout}s: {last}")
 
 
-def start(workdir: Path, controller_manager: bool = True, timeout: float = 90) -> KubeEnv:
-    """Start the control plane in ``workdir``; stops what it started if anything fails."""
+def start(
+    workdir: Path, controller_manager: bool = True, timeout: float = 90, node_ip: str | None = None
+) -> KubeEnv:
+    """Start the control plane in ``workdir``; stops what it started if anything fails.
+
+    ``node_ip``: serve on that address (it must exist) instead of loopback, advertise it as the
+    ``kubernetes`` Service's endpoint and admit pods with their ServiceAccount token — what a
+    real node's pods need. Without it pods get no token (no token controller race to wait for).
+    """
     bins = envtest_dir()
     apiserver = bins / "kube-apiserver"
     kcm = bins / "kube-controller-manager"
@@ -198,9 +217,10 @@ def start(workdir: Path, controller_manager: bool = True, timeout: float = 90) -
         f'{admin_token},admin,admin-uid,"system:masters"\n', encoding="utf-8"
     )
     port = free_port()
+    address = node_ip or "127.0.0.1"
     env = KubeEnv(
         workdir=workdir,
-        server=f"https://127.0.0.1:{port}",
+        server=f"https://{address}:{port}",
         admin_token=admin_token,
         kubeconfig=workdir / "kubeconfig",
     )
@@ -238,8 +258,8 @@ def start(workdir: Path, controller_manager: bool = True, timeout: float = 90) -
                 str(apiserver),
                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
                 f"--secure-port={port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={address}",
+                f"--advertise-address={address}",
                 f"--cert-dir={workdir / 'certs'}",
                 f"--token-auth-file={workdir / 'tokens.csv'}",
                 "--authorization-mode=RBAC",
@@ -248,7 +268,7 @@ def start(workdir: Path, controller_manager: bool = True, timeout: float = 90) -
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.0.0.0/24",
                 "--allow-privileged=true",
-                "--disable-admission-plugins=ServiceAccount",
+                *([] if node_ip else ["--disable-admission-plugins=ServiceAccount"]),
                 "--enable-priority-and-fairness=false",
                 "--logtostderr=true",
                 "--v=1",

@@ -122,7 +122,8 @@ class Node:
         self.pod_logs_before = _pod_logs()
         self.dirs_before = node_host.existing_host_dirs()
         t = time.monotonic()
-        self.kube = envtest.start(self.workdir / "control-plane")
+        node_host.add_node_address()  # the API server listens there: pods reach it
+        self.kube = envtest.start(self.workdir / "control-plane", node_ip=NODE_IP)
         self._phase("control plane", t)
         t = time.monotonic()
         self._spawn(
@@ -137,7 +138,6 @@ class Node:
                 "--v=1",
             ],
         )
-        node_host.add_node_address()
         self._start_containerd()
         self._phase("containerd", t)
         t = time.monotonic()

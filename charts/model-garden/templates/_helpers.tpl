@@ -111,6 +111,7 @@ kueue.x-k8s.io/v1beta1
 {{- define "mg.operatorLabels" -}}
 {{ include "mg.labels" . }}
 app.kubernetes.io/name: model-garden-operator
+app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/* checkov suppressions shared by every pod of the chart, each with its reason. */}}

@@ -14,6 +14,9 @@ from typing import Any
 from model_garden.api.common import split_uri
 
 MOUNT_ROOT = "/mnt/model-garden"
+PREPARE_CONTAINER = "prepare-folders"
+# A few mkdir calls: small, and requests == limits so the pod stays in the Guaranteed QoS class.
+PREPARE_RESOURCES = {"cpu": "50m", "memory": "32Mi"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,42 @@ class Mounts:
             if not covered:
                 out.append((claim, sub, writable))
         return out
+
+    def writable_folders(self) -> list[tuple[str, str]]:
+        """(claim, path in the pod) of each writable sub-path mount, shallow first."""
+        return [
+            (claim, f"{MOUNT_ROOT}/{claim}/{sub}")
+            for claim, sub, writable in sorted(self._needed(), key=lambda n: (n[1].count("/"), n))
+            if writable and sub
+        ]
+
+    def prepare_container(
+        self, image: str, security_context: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """An init container that creates the writable folders as the pod's own user.
+
+        Why: kubelet creates a missing ``subPath`` itself, as root with mode 0750, and neither
+        fsGroup (applied when the volume is set up, before) nor a hostPath volume (none at all)
+        makes it writable for uid 1000 — the trainer would fail with Permission denied on its
+        first write (seen on a real node). This container mounts each such claim whole, runs
+        only ``mkdir -p`` on the paths the main container mounts, and exits; init containers run
+        before kubelet prepares the main container's sub-paths, so it finds them there.
+        """
+        folders = self.writable_folders()
+        if not folders:
+            return None
+        return {
+            "name": PREPARE_CONTAINER,
+            "image": image,
+            "imagePullPolicy": "IfNotPresent",
+            "command": ["mkdir", "-p", "--", *(path for _claim, path in folders)],
+            "resources": {"requests": dict(PREPARE_RESOURCES), "limits": dict(PREPARE_RESOURCES)},
+            "securityContext": security_context,
+            "volumeMounts": [
+                {"name": claim_volume_name(claim), "mountPath": f"{MOUNT_ROOT}/{claim}"}
+                for claim in sorted({claim for claim, _path in folders})
+            ],
+        }
 
     def volumes(self) -> list[dict[str, Any]]:
         return [

@@ -678,6 +678,24 @@ def test_new_job_shows_its_planned_steps_at_once() -> None:
     assert plan.status is not None and plan.status["progress"]["totalSteps"] == 30
 
 
+def test_a_poll_before_the_trainer_counted_leaves_no_zero_total_at_the_end() -> None:
+    """Seen on the real node: a run of 8 s was polled once while the trainer had not counted its
+    data yet (total 0); ``kubectl get ftj`` then showed STEP 114, TOTAL 0 after it succeeded."""
+    early = TrainingProgress.model_validate({"state": "Training", "step": 0, "totalSteps": 0})
+    world = FineTuneJobWorld(job=job(), pods=[pod("Running")], progress=early)
+    running = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
+    assert running.status is not None and "totalSteps" not in running.status["progress"]
+    finished = FineTuneJobWorld(
+        job=job(finished="Complete"),
+        pods=[pod("Succeeded", exit_code=0, message=result().to_termination_message())],
+    )
+    body = ftj(status={**RUNNING, "progress": running.status["progress"]})
+    plan = plan_finetunejob(body, finished, SETTINGS, NOW)
+    assert plan.status is not None
+    progress = plan.status["progress"]
+    assert progress["totalSteps"] == progress["step"] == result().metrics.steps > 0
+
+
 def test_running_status_rounds_loss_and_shows_emissions_for_people() -> None:
     progress = TrainingProgress.model_validate(
         {
@@ -736,3 +754,17 @@ def test_stuck_mount_message_names_the_configmap_and_claims() -> None:
     failed = next(c for c in plan.status["conditions"] if c["type"] == "Failed")  # type: ignore[index]
     assert "ConfigMap tune-train-config" in failed["message"]
     assert "PersistentVolumeClaim data" in failed["message"]
+
+
+def test_trainer_pod_makes_its_output_folders_before_the_trainer_starts() -> None:
+    job_obj = plan_finetunejob(ftj(), FineTuneJobWorld(), SETTINGS, NOW).create[1]
+    pod_spec = job_obj["spec"]["template"]["spec"]
+    (init,) = pod_spec["initContainers"]
+    (trainer,) = pod_spec["containers"]
+    writable = [
+        m["mountPath"] for m in trainer["volumeMounts"] if m.get("subPath") and not m["readOnly"]
+    ]
+    assert init["name"] == "prepare-folders" and init["command"][3:] == writable
+    assert (
+        init["image"] == trainer["image"] and init["securityContext"] == trainer["securityContext"]
+    )

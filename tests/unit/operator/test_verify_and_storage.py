@@ -67,6 +67,27 @@ def test_a_trainer_mounts_only_its_paths_writable_only_where_it_writes() -> None
     } == {"artifacts": False, "data": True}
 
 
+def test_writable_sub_paths_are_made_by_the_pods_own_user_before_kubelet_makes_them() -> None:
+    """Seen on the real node: kubelet made the missing output folder as root (0750) and the
+    trainer (uid 1000) died with Permission denied. An init container makes them first."""
+    mounts = Mounts()
+    mounts.add(resolve("pvc://artifacts/team/base/v1"))
+    out = mounts.add(resolve("pvc://artifacts/team/chat/v2"), writable=True)
+    ckpt = mounts.add(resolve("pvc://artifacts/team/jobs/tune/checkpoints"), writable=True)
+    security = {"runAsNonRoot": True, "readOnlyRootFilesystem": True}
+    init = mounts.prepare_container("trainer:1", security)
+    assert init is not None
+    assert init["command"] == ["mkdir", "-p", "--", out, ckpt]
+    assert init["image"] == "trainer:1" and init["securityContext"] == security
+    assert init["volumeMounts"] == [
+        {"name": "claim-artifacts", "mountPath": "/mnt/model-garden/artifacts"}
+    ]
+    assert init["resources"]["requests"] == init["resources"]["limits"]  # Guaranteed QoS kept
+    readers = Mounts()
+    readers.add(resolve("pvc://artifacts/team/chat/v1"))
+    assert readers.prepare_container("server:1", security) is None
+
+
 def test_a_reader_only_pod_has_read_only_volumes() -> None:
     mounts = Mounts()
     mounts.add(resolve("pvc://artifacts/team/chat/v1"))

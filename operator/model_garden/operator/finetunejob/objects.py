@@ -224,6 +224,9 @@ def trainer_pod_spec(
         + scratch,
         **scheduling(spec.resources, settings.gpu_node_selector, settings.gpu_tolerations),
     }
+    prepare = mounts.prepare_container(container["image"], container_security_context())
+    if prepare is not None:
+        pod_spec["initContainers"] = [prepare]
     if settings.trainer_service_account:
         pod_spec["serviceAccountName"] = settings.trainer_service_account
     return pod_spec

@@ -73,7 +73,7 @@ def _progress_status(ftj: FineTuneJob, progress: TrainingProgress) -> dict[str, 
     total = planned_total_steps(ftj.spec.hyperparameters.max_steps, progress.total_steps)
     return TrainingProgressStatus(
         step=progress.step,
-        total_steps=total or 0,
+        total_steps=total,
         epoch=progress.epoch,
         loss=round_loss(progress.loss),
         eval_loss=round_loss(progress.eval_loss),
@@ -483,7 +483,9 @@ def _final_progress(current: Any, result: TrainingResult) -> dict[str, Any]:
     metrics = result.metrics
     progress = dict(current or {})
     progress.update({"step": metrics.steps, "epoch": metrics.epochs})
-    progress.setdefault("totalSteps", metrics.steps)
+    # A poll before the trainer had counted its data left no total (or 0): the steps done are it.
+    if not progress.get("totalSteps"):
+        progress["totalSteps"] = metrics.steps
     if metrics.train_loss is not None:
         progress["loss"] = round_loss(metrics.train_loss)
     if metrics.eval_loss is not None:
