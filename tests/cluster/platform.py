@@ -207,6 +207,18 @@ def hostpath_volume(path: Path) -> dict[str, Any]:
     }
 
 
+def label_namespaces_by_name(platform: Platform, *namespaces: str) -> None:
+    """Before Kubernetes 1.21 namespaces lack ``kubernetes.io/metadata.name``, which the
+    InferenceDeployments' NetworkPolicies select the operator's namespace by (docs/chart.md)."""
+    version = json.loads(platform.kubectl("version", "-o", "json").stdout)["serverVersion"]
+    if (int(version["major"]), int(version["minor"].rstrip("+"))) >= (1, 21):
+        return
+    for ns in namespaces:
+        platform.kubectl(
+            "label", "namespace", ns, f"kubernetes.io/metadata.name={ns}", "--overwrite"
+        )
+
+
 def install(platform: Platform, hostpath: Path | None) -> None:
     """Namespace, storage, `helm install` (CPU profile), operator Ready, data on the claim."""
     t = time.monotonic()
@@ -222,6 +234,7 @@ def install(platform: Platform, hostpath: Path | None) -> None:
     platform.kubectl("rollout", "status", f"deployment/{RELEASE}-model-garden-operator", "-n",
                      SYSTEM, "--timeout=300s", timeout=320)  # fmt: skip
     platform.installed = True
+    label_namespaces_by_name(platform, TEAM, SYSTEM)
     platform.timed("helm install (operator Ready)", t)
     t = time.monotonic()
     assert "seeded" in platform.run_job("seed", SEED_SCRIPT)

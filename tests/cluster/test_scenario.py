@@ -21,10 +21,12 @@ from harness.node import Node
 from harness.node_host import run
 from model_garden.api.labels import LABEL_FTJ, LABEL_IDEP
 
+from .netpol import admits
 from .platform import (
     API,
     BASE_URI,
     DATASET_URI,
+    SYSTEM,
     TEAM,
     Platform,
     condition,
@@ -82,6 +84,28 @@ def _service_url(platform: Platform, name: str) -> str:
     svc = platform.get("service", name) or {}
     port = next(p["port"] for p in svc["spec"]["ports"] if p["name"] == "http")
     return f"http://{svc['spec']['clusterIP']}:{port}/v1"
+
+
+def _network_policy_admits_only_its_peers(platform: Platform) -> None:
+    """The policy's intent on the live pods (this node's bridge CNI does not enforce it)."""
+    policies = platform.items("networkpolicies", TEAM, f"{LABEL_IDEP}={JOB}")
+    assert len(policies) == 1, policies
+    (server,) = platform.items("pods", TEAM, f"{LABEL_IDEP}={JOB}")
+    ports = {
+        p["name"]: p["containerPort"] for c in server["spec"]["containers"] for p in c["ports"]
+    }
+    (operator,) = platform.operator_pods()
+
+    def labels_of(ns: str) -> dict[str, str]:
+        return dict((platform.get("namespace", ns) or {})["metadata"].get("labels") or {})
+
+    notebook = {"metadata": {"namespace": TEAM, "labels": {"app": "notebook"}}}
+    stranger = {"metadata": {"namespace": "default", "labels": {"app": "notebook"}}}
+    meter, api = ports["metrics"], ports["http"]
+    assert admits(policies, server, meter, operator, labels_of(SYSTEM))
+    assert not admits(policies, server, meter, notebook, labels_of(TEAM))
+    assert admits(policies, server, api, notebook, labels_of(TEAM))
+    assert not admits(policies, server, api, stranger, labels_of("default"))
 
 
 def node_containers(node: Node, pod_uid: str) -> list[str]:
@@ -191,6 +215,8 @@ def test_fine_tune_serve_chat_scrape_delete(
     meter = prometheus.query(f'{{component="server", namespace="{TEAM}"}}')
     assert meter, "no series from the meter pod"
     platform.timed("Prometheus scraped operator, trainer, meter", t)
+
+    _network_policy_admits_only_its_peers(platform)
 
     t = time.monotonic()
     selectors = [f"{LABEL_FTJ}={JOB}", f"{LABEL_IDEP}={JOB}"]
