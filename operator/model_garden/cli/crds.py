@@ -42,7 +42,12 @@ def file_name(crd: dict[str, object]) -> str:
 
 @click.group()
 def crds() -> None:
-    """CustomResourceDefinitions of FineTuneJob, ModelVersion and InferenceDeployment."""
+    """CustomResourceDefinitions of FineTuneJob, ModelVersion and InferenceDeployment.
+
+    \b
+    Example:
+      mg crds generate --check
+    """
 
 
 @crds.command()
@@ -56,7 +61,12 @@ def crds() -> None:
 @click.option("--check", is_flag=True, help="Fail if the files differ from the generated ones.")
 @click.option("--no-cel", is_flag=True, help="Leave out CEL rules (Kubernetes < 1.25).")
 def generate(out_dir: Path, check: bool, no_cel: bool) -> None:
-    """Generate crds/*.yaml from the pydantic models."""
+    """Generate crds/*.yaml from the pydantic models.
+
+    \b
+    Example:
+      mg crds generate --no-cel --out /tmp/crds
+    """
     stale = []
     for crd in all_crds():
         target = out_dir / file_name(crd)

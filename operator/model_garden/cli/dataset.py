@@ -21,7 +21,12 @@ from model_garden.training.validate import report_dict
 
 @click.group()
 def dataset() -> None:
-    """Check training datasets."""
+    """Check training datasets.
+
+    \b
+    Example:
+      mg dataset validate pets.jsonl --format alpaca
+    """
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -81,7 +86,12 @@ def validate(
     chat_template: str | None,
     as_json: bool,
 ) -> None:
-    """Validate FILE (jsonl, json, csv, parquet or a saved datasets folder)."""
+    """Validate FILE (jsonl, json, csv, parquet or a saved datasets folder).
+
+    \b
+    Example:
+      mg dataset validate pets.jsonl --model ./tiny-llama --max-seq-length 128
+    """
     if model:
         report = _in_runtime(file, fmt, model, max_seq_length, chat_template)
     else:

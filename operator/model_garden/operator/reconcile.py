@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
-from model_garden.api.common import ConditionStatus, describe_errors, utcnow
+from model_garden.api.common import ConditionStatus, utcnow
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
 from model_garden.api.labels import API_VERSION
 
@@ -32,7 +32,7 @@ from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_dep
 from .plan import ObjectRef, Plan
 from .policy import Policy, PolicyCache, PolicyError
 from .settings import OperatorSettings
-from .status import Resource, StatusDraft
+from .status import Resource, StatusDraft, plan_invalid
 
 log = logging.getLogger(__name__)
 
@@ -216,20 +216,6 @@ def _clear_conflict(
     cleared = plan_conflict({**body, "status": status}, None)
     if cleared.status:
         ctx.executor.execute_owner(cleared, body)
-
-
-def plan_invalid(kind: str, body: Mapping[str, Any], exc: ValidationError) -> Plan:
-    """A spec the models refuse (the CRD's rules would have): say so in a condition, once."""
-    message = f"The spec is invalid: {'; '.join(describe_errors(exc)[:3])}"
-    draft = StatusDraft(body, utcnow())
-    if kind == "FineTuneJob":
-        changed = draft.set_condition("Failed", ConditionStatus.TRUE, "InvalidSpec", message)
-    else:
-        changed = draft.set_condition("Ready", ConditionStatus.FALSE, "InvalidSpec", message)
-    plan = Plan(status=draft.patch())
-    if changed:
-        plan.event("Warning", "InvalidSpec", message)
-    return plan
 
 
 def plan_conflict(body: Mapping[str, Any], message: str | None) -> Plan:

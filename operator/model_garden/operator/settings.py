@@ -48,6 +48,9 @@ class OperatorSettings(BaseSettings):
         default=None, description="ServiceAccount of trainer pods; default: the namespace's."
     )
     progress_port: int = Field(default=8090, description="Port the trainer serves /progress on.")
+    api_port: int = Field(
+        default=8000, description="Port vLLM's OpenAI-compatible server listens on in a pod."
+    )
     meter_port: int = Field(default=9400, description="Port the serving meter listens on.")
     meter_path: str = Field(default="/carbon", description="Meter path returning ServingCarbon.")
     progress_poll_seconds: float = Field(default=15.0, gt=0)

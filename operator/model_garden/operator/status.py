@@ -15,7 +15,15 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from model_garden.api.common import Condition, ConditionStatus, set_condition
+from model_garden.api.common import (
+    Condition,
+    ConditionStatus,
+    describe_errors,
+    set_condition,
+    utcnow,
+)
+
+from .plan import Plan
 
 
 def timestamp(at: datetime) -> str:
@@ -98,3 +106,20 @@ class StatusDraft:
             self.fields["conditions"] = [c.to_wire() for c in self.conditions]
         changed = {k: v for k, v in self.fields.items() if self.current.get(k) != v}
         return changed or None
+
+
+def plan_invalid(kind: str, body: Mapping[str, Any], exc: ValidationError) -> Plan:
+    """A spec the models refuse (the CRD's rules would have): say so in a condition, once.
+
+    Here, beside the draft, so the operator and local mode share it without the API client.
+    """
+    message = f"The spec is invalid: {'; '.join(describe_errors(exc)[:3])}"
+    draft = StatusDraft(body, utcnow())
+    if kind == "FineTuneJob":
+        changed = draft.set_condition("Failed", ConditionStatus.TRUE, "InvalidSpec", message)
+    else:
+        changed = draft.set_condition("Ready", ConditionStatus.FALSE, "InvalidSpec", message)
+    plan = Plan(status=draft.patch())
+    if changed:
+        plan.event("Warning", "InvalidSpec", message)
+    return plan

@@ -75,7 +75,7 @@ def build_serving_config(
         spec=idep.spec,
         model=model,
         adapters=adapters + listed,
-        ports=ServingPorts(meter=settings.meter_port),
+        ports=ServingPorts(api=settings.api_port, meter=settings.meter_port),
         country=carbon.country or settings.default_country,
         region=carbon.region or settings.default_region,
         api_key_env=API_KEY_ENV,
@@ -335,7 +335,7 @@ def build_policy(
     body: dict[str, Any], idep: InferenceDeployment, settings: OperatorSettings
 ) -> dict[str, Any]:
     """The NetworkPolicy of the server pods (``spec.networkPolicy``; :mod:`..networkpolicy`)."""
-    ports = ServingPorts(meter=settings.meter_port)
+    ports = ServingPorts(api=settings.api_port, meter=settings.meter_port)
     return build_network_policy(
         body,
         labels(body),

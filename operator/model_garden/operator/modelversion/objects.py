@@ -18,6 +18,7 @@ from ..settings import OperatorSettings
 from ..storage import Mounts, resolve
 
 VERIFY_CONTAINER = "verify"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
 def verify_job_name(mv_name: str) -> str:
@@ -48,7 +49,15 @@ def build_verify_job(
         "name": VERIFY_CONTAINER,
         "image": settings.verify_image or settings.trainer_image,
         "command": ["python", "-m", "model_garden.operator.verify"],
-        "args": ["--path", path, "--format", str(mv.spec.artifact.format)],
+        # The report's path said explicitly, so a runner that maps paths (local mode) sees it.
+        "args": [
+            "--path",
+            path,
+            "--format",
+            str(mv.spec.artifact.format),
+            "--termination-log",
+            TERMINATION_MESSAGE_PATH,
+        ],
         "resources": compute(
             Resources(),
             settings.verify_cpu,
@@ -56,7 +65,7 @@ def build_verify_job(
             settings.ephemeral_storage_request,
         ),
         "securityContext": container_security_context(),
-        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts.volume_mounts() + scratch_mounts,
     }
