@@ -168,4 +168,10 @@ def test_malformed_dataset_line_fails_the_job_with_the_line_number(platform: Pla
     print(f"[e2e] condition: {cond['message']}")
     assert f"line {BROKEN_DATASET_LINE}" in cond["message"], cond
     assert not _versions_of(platform, job)
+    # Not retried: 1.20 drops the Job's podFailurePolicy, so the operator deletes the Job itself.
+    wait_for(
+        "the bad-input Job deleted",
+        lambda: not platform.items("jobs", TEAM, f"{LABEL_FTJ}={job}"),
+        60,
+    )
     platform.kubectl("delete", "ftj", job, "-n", TEAM, "--wait=true")

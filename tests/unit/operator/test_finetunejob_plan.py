@@ -385,6 +385,32 @@ CASES = [
         events=["DatasetError"],
     ),
     Case(
+        "bad input fails at once while the Job would still retry (no podFailurePolicy < 1.26)",
+        ftj(status=RUNNING),
+        FineTuneJobWorld(
+            job=job(),
+            pods=[
+                pod(
+                    "Failed",
+                    exit_code=3,
+                    message=result(
+                        outcome="Failed",
+                        reason="DatasetError",
+                        message="data.jsonl, line 4: invalid JSON at column 1",
+                        artifacts=[],
+                    ).to_termination_message(),
+                )
+            ],
+        ),
+        conds={
+            "Failed": ("True", "DatasetError"),
+            "Running": ("False", "DatasetError"),
+            "Succeeded": ("False", "DatasetError"),
+        },
+        events=["DatasetError"],
+        deletes=["Job/tune-train"],
+    ),
+    Case(
         "job failed by deadline",
         ftj(status=RUNNING, activeDeadlineSeconds=60),
         FineTuneJobWorld(job=job(finished="Failed", reason="DeadlineExceeded")),
@@ -767,4 +793,13 @@ def test_trainer_pod_makes_its_output_folders_before_the_trainer_starts() -> Non
     assert init["name"] == "prepare-folders" and init["command"][3:] == writable
     assert (
         init["image"] == trainer["image"] and init["securityContext"] == trainer["securityContext"]
+    )
+
+
+def test_a_crash_that_a_retry_may_fix_is_left_to_the_jobs_retries() -> None:
+    world = FineTuneJobWorld(job=job(), pods=[pod("Failed", exit_code=1), pod("Running")])
+    plan = plan_finetunejob(ftj(status=RUNNING), world, SETTINGS, NOW)
+    assert not plan.delete
+    assert plan.status is None or not any(
+        c["type"] == "Failed" and c["status"] == "True" for c in plan.status.get("conditions", [])
     )

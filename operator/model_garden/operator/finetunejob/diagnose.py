@@ -79,6 +79,22 @@ def diagnose_failure(
     return Diagnosis(str(cond.get("reason") or "JobFailed"), message, True), None
 
 
+def unretryable_attempt(
+    pods: list[dict[str, Any]], codes: tuple[int, ...]
+) -> dict[str, Any] | None:
+    """The newest pod whose trainer exited with one of ``codes`` (a bad config or bad input).
+
+    The Job's ``podFailurePolicy`` fails the Job on these at once, but only from Kubernetes
+    1.26 on (earlier API servers drop the field): there the Job would retry the same bad
+    input ``backoffLimit`` times, which the planner stops instead (seen on the 1.20 node).
+    """
+    for pod in observe.newest_first(pods):
+        term = observe.terminated(pod, observe.TRAINER_CONTAINER)
+        if term and term.get("exitCode") in codes:
+            return pod
+    return None
+
+
 def find_result(pods: list[dict[str, Any]]) -> TrainingResult | None:
     """The TrainingResult of the newest pod whose trainer exited 0 with a result."""
     for pod in observe.newest_first(pods):

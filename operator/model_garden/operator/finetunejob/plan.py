@@ -20,8 +20,16 @@ from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
 from .admission import budget_raised, is_done, reserved_version, waits_for_slot
-from .diagnose import Diagnosis, diagnose_failure, diagnose_pending, find_result
+from .diagnose import (
+    Diagnosis,
+    diagnose_failure,
+    diagnose_pending,
+    find_result,
+    unretryable_attempt,
+)
 from .objects import (
+    TRAINER_EXIT_BAD_INPUT,
+    TRAINER_EXIT_INVALID_CONFIG,
     build_config_map,
     build_job,
     build_model_version,
@@ -32,6 +40,8 @@ from .objects import (
 )
 
 RESULT_GRACE_SECONDS = 60
+UNRETRYABLE_EXIT_CODES = (TRAINER_EXIT_INVALID_CONFIG, TRAINER_EXIT_BAD_INPUT)
+"""Exit codes no retry can fix: the Job's podFailurePolicy FailJob codes (objects.py)."""
 """How long a completed Job may wait for its pod's termination message to be observed."""
 STARTING_MESSAGE = "Job created; waiting for the trainer pod to start."
 SUSPENDED_MESSAGE = "The job is suspended (spec.suspend is true)."
@@ -318,7 +328,16 @@ def _plan_running(
 ) -> None:
     """A Job not finished nor suspended: a pod stuck for good fails it (and deletes the Job),
     one stuck for now says why; a running trainer's progress and carbon reach the status, and
-    emissions over ``spec.carbon.budgetKg`` stop it."""
+    emissions over ``spec.carbon.budgetKg`` stop it; an attempt that failed on bad input
+    fails it at once (and deletes the Job: a retry would fail the same way)."""
+    hopeless = unretryable_attempt(world.pods, UNRETRYABLE_EXIT_CODES)
+    if hopeless is not None and world.job is not None:
+        diagnosis, result = diagnose_failure(ftj, world.job, [hopeless])
+        _fail(plan, st, diagnosis)
+        if result is not None:
+            _record_carbon(st, result.carbon)
+        plan.delete.append(ref)
+        return
     trouble = diagnose_pending(ftj, world.job, world.pods, st.now, settings.stuck_timeout_seconds)
     if trouble is not None and trouble.terminal:
         _fail(plan, st, trouble)
