@@ -5,7 +5,8 @@
 #
 #   source scripts/bootstrap.sh     # exports MODEL_GARDEN_RUNTIME_PYTHON, MODEL_GARDEN_ENVTEST_DIR,
 #                                   # MODEL_GARDEN_NODE_DIR (kubelet, scheduler, proxy),
-#                                   # MODEL_GARDEN_KUBE_TOOLS and puts uv on PATH
+#                                   # MODEL_GARDEN_KUBE_TOOLS, MODEL_GARDEN_LLAMA_CPP (GGUF)
+#                                   # and puts uv on PATH
 #   MODEL_GARDEN_BOOTSTRAP=runtime source scripts/bootstrap.sh
 #                                   # only what local mode needs (uv, venv, ML runtime): the main
 #                                   # job never starts a kube-apiserver, so it never waits for one
@@ -113,6 +114,10 @@ export MODEL_GARDEN_KUBE_TOOLS
 # checkov in its own cached venv (its pins conflict with uv.lock's extras): tests/chart.
 MODEL_GARDEN_CHECKOV="$(_mg_phase "checkov venv" bash "$_mg_root/scripts/build-checkov.sh" | tail -1)"
 export MODEL_GARDEN_CHECKOV
+# llama.cpp from PyPI's llama-cpp-python sdist (compiled, cached): the GGUF converter of
+# `mg export --format gguf-*` and a llama_cpp Python that loads its files (tests/ml).
+MODEL_GARDEN_LLAMA_CPP="$(_mg_phase "llama.cpp (GGUF)" bash "$_mg_root/scripts/build-llama-cpp.sh" | tail -1)"
+export MODEL_GARDEN_LLAMA_CPP
 # helm 3 beside fetch-kube-tools.sh's helm 4: the chart supports both (tests/chart).
 MODEL_GARDEN_HELM3="$(_mg_phase "helm 3" bash "$_mg_root/scripts/fetch-helm3.sh" | tail -1)"
 export MODEL_GARDEN_HELM3

@@ -177,3 +177,85 @@ def test_deploy_creates_the_inference_deployment(
     assert mg("deployments", "delete", "chat", "-n", ns).exit_code == 0
     wait_for("deleted", lambda: cluster.get(API, "InferenceDeployment", ns, "chat") is None)
     assert mg("deploy", "nope-v1", "-n", ns).exit_code == EXIT_NOT_FOUND
+
+
+def test_deployments_scale_goes_through_the_scale_subresource(
+    cluster: Cluster, mg: Callable[..., Result]
+) -> None:
+    ns = cluster.namespace()
+    cluster.create({**inference_deployment_in(ns, "bot"), "spec": {"modelVersion": "chat-v1"}})
+    scaled = mg("deployments", "scale", "bot", "--replicas", "3", "-n", ns)
+    assert scaled.exit_code == 0, scaled.output
+    assert scaled.stdout.strip() == "inferencedeployment/bot scaled 1 → 3 replicas"
+    assert cluster.get(API, "InferenceDeployment", ns, "bot")["spec"]["replicas"] == 3  # type: ignore[index]
+    # what an autoscaler (or kubectl scale) reads: the /scale subresource itself
+    scale = cluster.x._call("GET", f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale")
+    assert (scale["kind"], scale["spec"]["replicas"]) == ("Scale", 3)
+    missing = mg("deployments", "scale", "nope", "--replicas", "1", "-n", ns)
+    assert missing.exit_code == EXIT_NOT_FOUND
+
+
+def inference_deployment_in(ns: str, name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "InferenceDeployment",
+        "metadata": {"name": name, "namespace": ns},
+    }
+
+
+def test_carbon_report_reads_the_clusters_status(
+    cluster: Cluster, mg: Callable[..., Result]
+) -> None:
+    ns = cluster.namespace()
+    body = model_version("chat-v1", "chat", 1)
+    body["metadata"]["namespace"] = ns
+    body["spec"]["trainingCarbon"] = {"energyKwh": "0.5", "emissionsKg": "0.25"}
+    cluster.create(body)
+    cluster.create({**inference_deployment_in(ns, "bot"), "spec": {"modelVersion": "chat-v1"}})
+    share = {"modelVersion": "chat-v1", "energyKwh": 1.0, "emissionsKg": 0.5, "tokens": 200}
+    carbon = {"energyKwh": 1.0, "emissionsKg": 0.5, "tokens": 200, "byModelVersion": [share]}
+    cluster.patch(API, "InferenceDeployment", ns, "bot", {"status": {"carbon": carbon}}, "status")
+    report = mg("carbon", "report", "--by", "deployment", "-n", ns, "-o", "json")
+    assert report.exit_code == 0, report.output
+    doc = json.loads(report.stdout)
+    assert {r["key"]: r["emissions_kg"] for r in doc["rows"]} == {"bot": 0.5, None: 0.25}
+    assert doc["total"]["emissions_kg"] == 0.75 and doc["total"]["tokens"] == 200
+    by_version = mg("carbon", "report", "-n", ns, "-o", "csv").stdout.splitlines()
+    assert by_version[1].startswith("chat-v1,2,1.5,0.75,0.25,0.5,200")
+
+
+def test_crds_install_creates_then_replaces_and_they_serve(
+    kube_env: Any,
+    crds_installed: list[str],
+    mg: Callable[..., Result],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubernetes import client
+
+    from model_garden.api.crdgen import all_crds
+    from model_garden.cli import crds as crds_cli
+
+    # the session's CRDs exist: each is replaced by the generated one
+    replaced = mg("crds", "install", "--timeout", "60")
+    assert replaced.exit_code == 0, replaced.output
+    lines = replaced.stdout.splitlines()
+    assert [line for line in lines if line.endswith(" replaced")] == [
+        f"customresourcedefinition/{name} replaced" for name in crds_installed
+    ]
+    assert lines[-1] == "3 CRDs Established (without CEL rules) on context envtest"  # 1.20: no CEL
+
+    # one that does not exist yet is created (a copy in another group: the session's CRDs stay)
+    crd = copy.deepcopy(all_crds()[0])
+    plural = crd["spec"]["names"]["plural"]
+    crd["spec"]["group"] = "cli-test.modelgarden.dev"
+    crd["metadata"]["name"] = f"{plural}.cli-test.modelgarden.dev"
+    monkeypatch.setattr(crds_cli, "all_crds", lambda: [crd])
+    created = mg("crds", "install", "--no-cel")
+    assert created.exit_code == 0, created.output
+    assert f"customresourcedefinition/{plural}.cli-test.modelgarden.dev created" in created.stdout
+    ext = client.ApiextensionsV1Api(kube_env.api_client)
+    served = ext.read_custom_resource_definition(crd["metadata"]["name"])
+    assert any(c.type == "Established" and c.status == "True" for c in served.status.conditions)
+    ext.delete_custom_resource_definition(crd["metadata"]["name"])
+    local = mg("crds", "install", "--local")
+    assert local.exit_code == 2 and "acts on a cluster" in local.stderr

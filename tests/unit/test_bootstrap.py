@@ -21,6 +21,7 @@ HEAVY_PHASES = {
     "fetch-kube-tools.sh": "kube-tools",
     "build-checkov.sh": "checkov",
     "fetch-helm3.sh": "helm3",
+    "build-llama-cpp.sh": "llama-cpp",
 }
 """Scripts bootstrap.sh runs in its full mode, besides the runtime and the images."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -137,6 +138,24 @@ class ServingShare(ApiModel):
     tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
 
 
+class Evaluation(ApiModel):
+    """The latest ``mg eval`` of this version on a held-out dataset; the full report, with the
+    sample generations, is the ``eval.json`` beside the artifact (``report``)."""
+
+    dataset: str = Field(description="The dataset, as it was named.")
+    loss: float = Field(ge=0, description="Mean token cross-entropy on it, nats.")
+    perplexity: float = Field(ge=1, description="exp(loss).")
+    examples: int = Field(ge=0, description="Examples scored.")
+    tokens: int = Field(ge=0, description="Tokens that carried loss.")
+    evaluated_at: datetime = Field(description="When the evaluation ended.")
+    energy_kwh: float = Field(default=0.0, ge=0, description="Energy of the evaluation, kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="Its emissions, kg CO2e.")
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED, description="measured or estimated."
+    )
+    report: str | None = Field(default=None, description="Where the full report (eval.json) is.")
+
+
 class ModelVersionStatus(ApiModel):
     """Observed state of a ModelVersion."""
 
@@ -174,6 +193,9 @@ class ModelVersionStatus(ApiModel):
         default=None,
         max_length=32,
         description="lifetimeEmissionsKg for people, e.g. '3.4 g' (display.format_emissions).",
+    )
+    evaluation: Evaluation | None = Field(
+        default=None, description="The latest evaluation on a held-out dataset (mg eval)."
     )
 
 

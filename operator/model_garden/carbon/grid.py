@@ -16,7 +16,7 @@ from pathlib import Path
 WORLD_AVERAGE_G_PER_KWH = 475.0
 """IEA world average, what CodeCarbon itself falls back to for an unknown country."""
 
-_FALLBACK = {
+FALLBACK_G_PER_KWH = {
     "FRA": 56.0,
     "DEU": 381.0,
     "GBR": 211.0,
@@ -41,7 +41,7 @@ class GridIntensity:
 
 
 @lru_cache(maxsize=1)
-def _codecarbon_mix() -> dict[str, dict[str, object]]:
+def codecarbon_mix() -> dict[str, dict[str, object]]:
     spec = importlib.util.find_spec("codecarbon")
     if spec is None or not spec.submodule_search_locations:
         return {}
@@ -58,13 +58,13 @@ def _codecarbon_mix() -> dict[str, dict[str, object]]:
 def grid_intensity(country: str | None, region: str | None = None) -> GridIntensity:
     """Intensity for an ISO 3166-1 alpha-3 country (the region is recorded, not yet resolved)."""
     code = (country or "").upper()
-    mix = _codecarbon_mix().get(code, {})
+    mix = codecarbon_mix().get(code, {})
     value = mix.get("carbon_intensity")
     if isinstance(value, int | float):
         year = mix.get("year", "")
         return GridIntensity(float(value), code, region, f"codecarbon energy mix {year}".strip())
-    if code in _FALLBACK:
-        return GridIntensity(_FALLBACK[code], code, region, "model-garden embedded table")
+    if code in FALLBACK_G_PER_KWH:
+        return GridIntensity(FALLBACK_G_PER_KWH[code], code, region, "model-garden embedded table")
     return GridIntensity(WORLD_AVERAGE_G_PER_KWH, code or "WORLD", region, "world average")
 
 

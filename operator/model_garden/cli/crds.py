@@ -1,15 +1,25 @@
-"""``model-garden crds``: write the CRDs generated from the API models, or check they are current."""
+"""``model-garden crds``: write the CRDs generated from the API models, check they are current, or
+install them on the current cluster."""
 
 from __future__ import annotations
 
 import re
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
 
 from model_garden.api.crdgen import all_crds, strip_cel
+
+from .errors import CliError, InvalidInput
+from .target import Target, target_options
+
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+CEL_MINOR = 25
+"""CEL validation rules (x-kubernetes-validations) are served from Kubernetes 1.25."""
 
 _NUMBER_LIKE = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
@@ -47,6 +57,7 @@ def crds() -> None:
     \b
     Example:
       mg crds generate --check
+      mg crds install --context kind-model-garden
     """
 
 
@@ -81,3 +92,95 @@ def generate(out_dir: Path, check: bool, no_cel: bool) -> None:
     if stale:
         click.echo("out of date (run `model-garden crds generate`): " + ", ".join(stale), err=True)
         sys.exit(1)
+
+
+def _server_minor(backend: Any) -> int | None:
+    version = backend.request("GET", "/version", "reading the server version")
+    digits = re.match(r"\d+", str(version.get("minor", "")))
+    return int(digits.group()) if digits else None
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Established" and c.get("status") == "True"
+        for c in (crd.get("status") or {}).get("conditions") or []
+    )
+
+
+@crds.command()
+@click.option(
+    "--cel/--no-cel",
+    default=None,
+    help="Keep the CEL rules [default: when the server is Kubernetes >= 1.25].",
+)
+@click.option(
+    "--timeout", type=float, default=60, show_default=True, help="Seconds to wait for Established."
+)
+@target_options
+def install(target: Target, cel: bool | None, timeout: float) -> None:
+    """Create, or replace, the CRDs on the cluster of the kubeconfig's context.
+
+    What `crds generate` writes, applied: a CRD that exists is replaced by the generated one
+    (the cluster's objects are kept). Waits until each is Established.
+
+    \b
+    Example:
+      mg crds install
+      mg crds install --context kind-model-garden --no-cel
+    """
+    backend: Any = target.backend()
+    if backend.local:
+        raise InvalidInput("crds install acts on a cluster: local mode needs no CRDs")
+    if cel is None:
+        minor = _server_minor(backend)
+        cel = minor is None or minor >= CEL_MINOR
+    names = []
+    for crd in all_crds():
+        body: dict[str, Any] = crd if cel else strip_cel(crd)
+        name = str(body["metadata"]["name"])
+        names.append(name)
+        current = backend.guarded(
+            lambda n=name: _get_or_none(backend, n), f"reading CustomResourceDefinition {name}"
+        )
+        if current is None:
+            backend.request("POST", CRD_PATH, f"creating CustomResourceDefinition {name}", body)
+            verb = "created"
+        else:
+            replaced = {
+                **body,
+                "metadata": {
+                    **body["metadata"],
+                    "resourceVersion": current["metadata"]["resourceVersion"],
+                },
+            }
+            backend.request(
+                "PUT", f"{CRD_PATH}/{name}", f"replacing CustomResourceDefinition {name}", replaced
+            )
+            verb = "replaced"
+        click.echo(f"customresourcedefinition/{name} {verb}")
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while pending:
+        for name in sorted(pending):
+            crd = backend.guarded(lambda n=name: _get_or_none(backend, n), f"reading {name}")
+            if crd is not None and _established(crd):
+                pending.discard(name)
+        if not pending:
+            break
+        if time.monotonic() > deadline:
+            raise CliError(f"not Established after {timeout:.0f}s: {', '.join(sorted(pending))}")
+        time.sleep(0.5)
+    rules = "with CEL rules" if cel else "without CEL rules"
+    click.echo(f"{len(names)} CRDs Established ({rules}) on {backend.where.split(',')[0]}")
+
+
+def _get_or_none(backend: Any, name: str) -> dict[str, Any] | None:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        found: dict[str, Any] = backend.x._call("GET", f"{CRD_PATH}/{name}")
+        return found
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise

@@ -1,4 +1,4 @@
-"""``model-garden deploy``, ``deployments list|get|delete`` and ``serve``: InferenceDeployments.
+"""``model-garden deploy``, ``deployments list|get|scale|delete`` and ``serve``: InferenceDeployments.
 
 In a cluster the operator runs vLLM in a Deployment; in local mode the operator's
 InferenceDeployment planner runs here and the server pod is a local process (the serving
@@ -14,7 +14,7 @@ import click
 
 from .errors import CliError, InvalidInput
 from .output import OUTPUT_OPTION, age, condition, details, emit, figure
-from .target import Backend, LocalBackend, Target, must_get, target_options
+from .target import Backend, ClusterBackend, LocalBackend, Target, must_get, target_options
 from .train import energy
 
 KIND = "InferenceDeployment"
@@ -226,11 +226,12 @@ def serve(
 
 @click.group()
 def deployments() -> None:
-    """InferenceDeployments: list, inspect, delete.
+    """InferenceDeployments: list, inspect, scale, delete.
 
     \b
     Example:
       mg deployments list
+      mg deployments scale pets --replicas 2
       mg deployments delete pets
     """
 
@@ -283,6 +284,51 @@ def get(target: Target, name: str, output: str) -> None:
             ("created", idep["metadata"].get("creationTimestamp")),
         ]
     )
+
+
+def scale_deployment(backend: Backend, name: str, replicas: int) -> int:
+    """Set spec.replicas (a cluster: through the /scale subresource, as kubectl scale and an
+    autoscaler do); the replicas it had before."""
+    idep = must_get(backend, KIND, name)
+    before = int((idep.get("spec") or {}).get("replicas", 1))
+    if isinstance(backend, ClusterBackend):
+        backend.guarded(
+            lambda: backend.x.merge_patch(
+                backend._ref(KIND, name), {"spec": {"replicas": replicas}}, subresource="scale"
+            ),
+            f"scaling {KIND} {name}",
+        )
+        return before
+    if backend.local and replicas > 1:
+        raise InvalidInput(
+            f"local mode serves at most one replica per deployment (its pods share ports): "
+            f"--replicas {replicas} refused; use 0 or 1, or a cluster"
+        )
+    backend.patch(KIND, name, {"spec": {"replicas": replicas}})
+    backend.refresh()
+    return before
+
+
+@deployments.command()
+@click.argument("name")
+@click.option(
+    "--replicas", type=click.IntRange(min=0), required=True, help="Server pods wanted (0 stops)."
+)
+@target_options
+def scale(target: Target, name: str, replicas: int) -> None:
+    """Scale an InferenceDeployment: spec.replicas through its /scale subresource.
+
+    Local mode serves one replica at most (0 stops the server, 1 starts it again).
+
+    \b
+    Example:
+      mg deployments scale pets --replicas 3
+      mg deployments scale pets --replicas 0 --local
+    """
+    backend = target.backend()
+    backend.refresh()
+    before = scale_deployment(backend, name, replicas)
+    click.echo(f"inferencedeployment/{name} scaled {before} → {replicas} replicas")
 
 
 @deployments.command()

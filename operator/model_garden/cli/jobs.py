@@ -1,4 +1,4 @@
-"""``model-garden jobs list|get|logs|cancel|delete``: FineTuneJobs, in a cluster or local mode."""
+"""``model-garden jobs list|get|logs|watch|cancel|delete``: FineTuneJobs, in a cluster or local mode."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 import click
 
-from .errors import CliError
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError
 from .output import OUTPUT_OPTION, age, condition, details, emit, figure
 from .target import Target, must_get, target_options
-from .train import energy, finished, progress_fields, state
+from .train import energy, finished, follow, progress_fields, state, summary
 
 KIND = "FineTuneJob"
 
@@ -32,7 +32,7 @@ def _columns() -> list[tuple[str, Any]]:
 
 @click.group()
 def jobs() -> None:
-    """FineTuneJobs: list, inspect, read logs, cancel, delete.
+    """FineTuneJobs: list, inspect, read logs, watch, cancel, delete.
 
     \b
     Example:
@@ -125,6 +125,35 @@ def logs(target: Target, name: str, tail: int | None) -> None:
         raise CliError(f"FineTuneJob {name} has no trainer log yet ({state(job)})")
     lines = text.splitlines()
     click.echo("\n".join(lines[-tail:] if tail else lines))
+
+
+@jobs.command()
+@click.argument("name")
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit 1).")
+@target_options
+def watch(target: Target, name: str, timeout: float | None) -> None:
+    """Follow a FineTuneJob until it ends: step, loss, eval loss, tokens/s, ETA, energy, CO2e.
+
+    A live progress bar on a terminal, one line per change otherwise. Exits 0 when the job
+    succeeded (and its ModelVersion is verified), 1 when it failed; Ctrl-C stops watching, not
+    the job.
+
+    \b
+    Example:
+      mg jobs watch pets-finetune
+    """
+    backend = target.backend()
+    backend.refresh()
+    must_get(backend, KIND, name)
+    try:
+        final = follow(backend, name, timeout)
+    except KeyboardInterrupt:
+        click.echo(f"\nstopped watching; the job goes on: mg jobs get {name}", err=True)
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    for line in summary(backend, final):
+        click.echo(line)
+    if finished(final) != "Succeeded":
+        raise SystemExit(EXIT_FAILED)
 
 
 @jobs.command()

@@ -21,16 +21,21 @@ from .errors import EXIT_INTERRUPTED
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train:train", "Fine-tune a model: create a FineTuneJob (from -f or flags)."),
-    "jobs": ("jobs:jobs", "FineTuneJobs: list, get, logs, cancel, delete."),
+    "jobs": ("jobs:jobs", "FineTuneJobs: list, get, logs, watch, cancel, delete."),
     "versions": ("versions:versions", "ModelVersions: list, get, promote, delete."),
     "deploy": ("deploy:deploy", "Serve a ModelVersion: create an InferenceDeployment."),
-    "deployments": ("deploy:deployments", "InferenceDeployments: list, get, delete."),
+    "deployments": ("deploy:deployments", "InferenceDeployments: list, get, scale, delete."),
     "serve": ("deploy:serve", "Serve a ModelVersion on this machine, in the foreground."),
+    "export": ("export:export", "Export a ModelVersion as merged safetensors."),
+    "eval": ("eval:eval_", "Evaluate a ModelVersion: loss, perplexity, sample generations."),
     "chat": ("chat:chat", "Chat with a deployment or any OpenAI-compatible URL."),
+    "complete": ("complete:complete", "Complete a prompt (plain text) with a deployment or URL."),
+    "batch": ("batch:batch", "Run a JSONL file of OpenAI requests (batch) against a deployment."),
+    "carbon": ("carbon:carbon", "Carbon report (by job, version, model, …) and grid intensities."),
     "quickstart": ("quickstart:quickstart", "The whole flow on the embedded tiny model, on CPU."),
-    "dataset": ("dataset:dataset", "Check training datasets."),
+    "dataset": ("dataset:dataset", "Training datasets: validate, preview, stats, convert."),
     "config": ("config:config", "View and set the CLI's defaults."),
-    "crds": ("crds:crds", "CRDs of FineTuneJob, ModelVersion and InferenceDeployment."),
+    "crds": ("crds:crds", "CRDs of our three kinds: generate, or install on the cluster."),
     "version": ("main:version", "Print the version of the CLI."),
 }
 

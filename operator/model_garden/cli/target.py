@@ -174,7 +174,12 @@ class ClusterBackend:
         self.where = f"context {self.context}, namespace {self.namespace}"
         self.x = Executor(api, component="model-garden-cli", timeout=(3.0, 20.0))
 
-    def _call(self, fn: Callable[[], Any], what: str) -> Any:
+    def request(self, method: str, path: str, what: str, body: Any = None) -> Any:
+        """One raw API request (paths the executor has no verb for), errors as CLI errors."""
+        return self.guarded(lambda: self.x._call(method, path, body), what)
+
+    def guarded(self, fn: Callable[[], Any], what: str) -> Any:
+        """Run one API call; its failures become the CLI's one-line errors and exit codes."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
@@ -208,13 +213,13 @@ class ClusterBackend:
         return None  # the operator reconciles
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = self._call(
+        result: dict[str, Any] | None = self.guarded(
             lambda: self.x.get(self._ref(kind, name)), f"reading {kind} {name}"
         )
         return result
 
     def items(self, kind: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = self._call(
+        items: list[dict[str, Any]] = self.guarded(
             lambda: self.x.list_objects(API, kind, self.namespace), f"listing {kind}s"
         )
         return sorted(items, key=lambda o: o["metadata"]["name"])
@@ -224,25 +229,25 @@ class ClusterBackend:
 
         body = {**body, "metadata": {**body["metadata"], "namespace": self.namespace}}
         path = collection_path(body["apiVersion"], body["kind"], self.namespace)
-        created: dict[str, Any] = self._call(
+        created: dict[str, Any] = self.guarded(
             lambda: self.x._call("POST", path, body),
             f"creating {body['kind']} {body['metadata']['name']}",
         )
         return created
 
     def patch(self, kind: str, name: str, patch: dict[str, Any]) -> None:
-        self._call(lambda: self.x.merge_patch(self._ref(kind, name), patch), f"{kind} {name}")
+        self.guarded(lambda: self.x.merge_patch(self._ref(kind, name), patch), f"{kind} {name}")
 
     def delete(self, kind: str, name: str) -> None:
         must_get(self, kind, name)
-        self._call(lambda: self.x.delete(self._ref(kind, name)), f"deleting {kind} {name}")
+        self.guarded(lambda: self.x.delete(self._ref(kind, name)), f"deleting {kind} {name}")
 
     def _pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         from model_garden.api.labels import LABEL_FTJ_UID
         from model_garden.operator import observe
 
         selector = f"{LABEL_FTJ_UID}={job['metadata'].get('uid')}"
-        pods = self._call(
+        pods = self.guarded(
             lambda: self.x.list_objects("v1", "Pod", self.namespace, selector), "listing pods"
         )
         return observe.newest_first(pods)
@@ -255,7 +260,7 @@ class ClusterBackend:
             return ""
         core = client.CoreV1Api(self.x.api)
         name = pods[0]["metadata"]["name"]
-        text = self._call(
+        text = self.guarded(
             lambda: core.read_namespaced_pod_log(
                 name, self.namespace, _request_timeout=self.x.timeout
             ),
@@ -268,7 +273,7 @@ class ClusterBackend:
         from model_garden.operator.executor import collection_path
 
         try:
-            result = self._call(
+            result = self.guarded(
                 lambda: self.x._call(
                     "GET",
                     collection_path("v1", "Event", self.namespace),

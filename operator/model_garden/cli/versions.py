@@ -21,6 +21,16 @@ def _ready(mv: dict[str, Any]) -> str:
     return f"{ready.get('status')} ({ready.get('reason')})"
 
 
+def _evaluation(ev: dict[str, Any] | None) -> str | None:
+    """``mg eval``'s figures: loss 1.19, perplexity 3.29 on held.jsonl (2026-11-27)."""
+    if not ev:
+        return None
+    return (
+        f"loss {figure(ev.get('loss'), 4)}, perplexity {figure(ev.get('perplexity'), 4)} on"
+        f" {ev.get('dataset')} ({str(ev.get('evaluatedAt', ''))[:10]}; {ev.get('report')})"
+    )
+
+
 def _columns() -> list[tuple[str, Any]]:
     def spec(mv: dict[str, Any]) -> dict[str, Any]:
         return mv.get("spec") or {}
@@ -109,6 +119,7 @@ def get(target: Target, name: str, output: str) -> None:
             ),
             ("from job", (spec.get("source") or {}).get("fineTuneJob")),
             ("metrics", ", ".join(f"{k} {figure(v, 4)}" for k, v in metrics.items())),
+            ("evaluation", _evaluation(status.get("evaluation"))),
             (
                 "training CO2e",
                 f"{figure(carbon.get('emissionsKg'))} kg ({carbon.get('method', '-')})",

@@ -1,8 +1,8 @@
 """A stand-in for ``python -m model_garden.serving`` in CLI unit tests (no vLLM needed).
 
 It reads the ServingConfig as the launcher does and serves, on its ports: ``/health`` and an
-OpenAI-style ``/v1/chat/completions`` (one-shot and server-sent events) that answers with the
-served model's name, and the meter's ``/carbon`` counting the tokens it served.
+OpenAI-style ``/v1/chat/completions`` and ``/v1/completions`` (one-shot and server-sent events)
+that answer ``ANSWER`` to the served model's name, and the meter's ``/carbon`` counting the tokens it served.
 """
 
 from __future__ import annotations
@@ -49,16 +49,19 @@ def main() -> int:
             counted["tokens"] += 10
             counted["requests"] += 1
             usage = {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}
+            chat = self.path.endswith("/chat/completions")
             if not request.get("stream"):
                 message = {"role": "assistant", "content": ANSWER}
-                self._json({"choices": [{"index": 0, "message": message}], "usage": usage})
+                choice = {"index": 0, "message": message} if chat else {"index": 0, "text": ANSWER}
+                self._json({"choices": [choice], "usage": usage})
                 return
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.end_headers()
             for word in ANSWER.split(" "):
                 piece = word if word == ANSWER.split(" ")[0] else " " + word
-                chunk = {"choices": [{"index": 0, "delta": {"content": piece}}]}
+                delta = {"delta": {"content": piece}} if chat else {"text": piece}
+                chunk = {"choices": [{"index": 0, **delta}]}
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.write(b"data: [DONE]\n\n")
 
