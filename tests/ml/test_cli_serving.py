@@ -173,7 +173,8 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(
     )
     (server,) = servers(home)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=180)
+    # vLLM stops within its grace period; slower on a loaded 2-core machine.
+    out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, out + err
     assert "inferencedeployment/pets deleted" in out
     assert not pods.running(LocalStore(home), server["metadata"]["name"])

@@ -55,6 +55,10 @@ class TrainingRuntime(ApiModel):
         description="Name of the env var holding the Hub token (not its value).",
     )
     threads: int | None = Field(default=None, ge=1, description="CPU threads for torch.")
+    eval_dataset_path: str | None = Field(
+        default=None,
+        description="Local path of spec.evaluation.dataset (None: score the job's eval split).",
+    )
 
 
 class TrainingConfig(ApiModel):
@@ -100,6 +104,42 @@ class TrainingMetrics(ApiModel):
     truncated_examples: int = 0
 
 
+RESULT_SAMPLE_CHARS = 100
+"""Longest prompt or completion a TrainingResult keeps (the full ones are in eval.json)."""
+
+
+class EvaluationSample(ApiModel):
+    prompt: str
+    completion: str
+
+
+class TrainingEvaluation(ApiModel):
+    """spec.evaluation's figures at the end of training; the full samples are in ``report``."""
+
+    dataset: str = Field(description="What was scored: a URI, or the job's eval split.")
+    loss: float | None = Field(default=None, description="Mean token cross-entropy, nats.")
+    perplexity: float | None = Field(default=None, description="exp(loss).")
+    examples: int = Field(default=0, ge=0)
+    tokens: int = Field(default=0, ge=0, description="Tokens that carried loss.")
+    evaluated_at: str | None = None
+    report: str | None = Field(default=None, description="URI of the full report (eval.json).")
+    samples: list[EvaluationSample] = Field(
+        default_factory=list, description="Samples, cut to RESULT_SAMPLE_CHARS each."
+    )
+
+    def shortened(self) -> TrainingEvaluation:
+        """The same with every prompt and completion cut to :data:`RESULT_SAMPLE_CHARS`."""
+        cut = RESULT_SAMPLE_CHARS
+        samples = [
+            EvaluationSample(
+                prompt=s.prompt[:cut] + ("…" if len(s.prompt) > cut else ""),
+                completion=s.completion[:cut] + ("…" if len(s.completion) > cut else ""),
+            )
+            for s in self.samples
+        ]
+        return self.model_copy(update={"samples": samples})
+
+
 class TrainingResult(ApiModel):
     """What a finished or failed run reports (termination message and output dir; < 4 KB)."""
 
@@ -114,14 +154,28 @@ class TrainingResult(ApiModel):
     artifacts: list[ArtifactFile] = Field(default_factory=list)
     duration_seconds: float = 0.0
     resumed_from_step: int | None = None
+    evaluation: TrainingEvaluation | None = Field(
+        default=None, description="spec.evaluation's figures (samples shortened)."
+    )
 
     def to_termination_message(self) -> str:
-        """Compact JSON that fits Kubernetes' 4096-byte termination message; trims the message."""
+        """Compact JSON that fits Kubernetes' 4096-byte termination message: drops evaluation
+        samples from the last (they are in eval.json), then trims the message."""
         text = self.model_dump_json(by_alias=True, exclude_none=True)
         if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
             return text
+        trimmed = self
+        if self.evaluation is not None and self.evaluation.samples:
+            samples = list(self.evaluation.samples)
+            while samples and len(text.encode()) > TERMINATION_MESSAGE_LIMIT:
+                samples.pop()
+                evaluation = self.evaluation.model_copy(update={"samples": samples})
+                trimmed = self.model_copy(update={"evaluation": evaluation})
+                text = trimmed.model_dump_json(by_alias=True, exclude_none=True)
+            if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+                return text
         overflow = len(text.encode()) - TERMINATION_MESSAGE_LIMIT + 16
-        trimmed = self.model_copy(
+        trimmed = trimmed.model_copy(
             update={"message": self.message[: max(0, len(self.message) - overflow)] + "…"}
         )
         return trimmed.model_dump_json(by_alias=True, exclude_none=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from .common import (
     ApiModel,
@@ -27,6 +27,9 @@ from .fields import (
     StorageUri,
 )
 from .modelversion import MODEL_NAME_MAX
+
+EVAL_PROMPTS_MAX = 16
+EVAL_PROMPT_MAX = 2000
 
 
 class HubModel(ApiModel):
@@ -255,6 +258,25 @@ class CarbonSettings(ApiModel):
         return window
 
 
+class EvaluationSettings(ApiModel):
+    """An evaluation at the end of training (the same as ``mg eval``), on the trained model."""
+
+    prompts: list[Annotated[str, StringConstraints(min_length=1, max_length=EVAL_PROMPT_MAX)]] = (
+        Field(
+            default_factory=list,
+            max_length=EVAL_PROMPTS_MAX,
+            description="Prompts to generate greedy samples for (at most 16, 2000 chars each).",
+        )
+    )
+    max_new_tokens: int = Field(
+        default=32, ge=1, le=512, description="Most tokens generated per prompt."
+    )
+    dataset: StorageUri | None = Field(
+        default=None,
+        description="Held-out data to score; default: the job's own eval split (evalSplit).",
+    )
+
+
 class FineTuneJobSpec(ApiModel):
     """Desired state of a FineTuneJob. Changing it while the job runs has no effect but suspend."""
 
@@ -269,6 +291,13 @@ class FineTuneJobSpec(ApiModel):
     output: Output = Field(default_factory=Output, description="The ModelVersion to produce.")
     checkpointing: Checkpointing = Field(default_factory=Checkpointing)
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
+    evaluation: EvaluationSettings | None = Field(
+        default=None,
+        description=(
+            "Evaluate the trained model at the end: loss, perplexity and samples, saved with the"
+            " version (status.evaluation, model card, eval.json)."
+        ),
+    )
     image: str | None = Field(default=None, description="Trainer image override.")
     queue_name: str | None = Field(
         default=None,

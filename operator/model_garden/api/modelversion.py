@@ -26,7 +26,15 @@ MODEL_NAME_MAX = 50
 VERSION_MAX = 999_999_999
 """Largest version: 9 digits, so 50 + len("-v") + 9 <= 63."""
 
-IMMUTABLE_FIELDS = ("model", "version", "artifact", "source", "metrics", "trainingCarbon")
+IMMUTABLE_FIELDS = (
+    "model",
+    "version",
+    "artifact",
+    "source",
+    "metrics",
+    "trainingCarbon",
+    "evaluation",
+)
 
 
 class ArtifactFormat(StrEnum):
@@ -93,6 +101,50 @@ class Stage(StrEnum):
     PRODUCTION = "production"
 
 
+class Evaluation(ApiModel):
+    """An evaluation of this version on a held-out dataset (``mg eval``, or the FineTuneJob's
+    spec.evaluation at the end of training); the full report, with the sample generations, is
+    ``report`` (eval.json)."""
+
+    dataset: str = Field(description="The dataset, as it was named.")
+    loss: float = Field(ge=0, description="Mean token cross-entropy on it, nats.")
+    perplexity: float = Field(ge=1, description="exp(loss).")
+    examples: int = Field(ge=0, description="Examples scored.")
+    tokens: int = Field(ge=0, description="Tokens that carried loss.")
+    evaluated_at: datetime = Field(description="When the evaluation ended.")
+    energy_kwh: float = Field(default=0.0, ge=0, description="Energy of the evaluation, kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="Its emissions, kg CO2e.")
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED, description="measured or estimated."
+    )
+    report: str | None = Field(default=None, description="Where the full report (eval.json) is.")
+
+
+class TrainedEvaluation(ApiModel):
+    """The FineTuneJob's spec.evaluation at the end of training, as the version keeps it
+    (decimal strings: spec has no floats); the reconciler turns it into status.evaluation."""
+
+    dataset: str = Field(description="The dataset scored: a URI, or the job's eval split.")
+    loss: str = Field(pattern=DECIMAL_PATTERN, description="Mean token cross-entropy, nats.")
+    perplexity: str = Field(pattern=DECIMAL_PATTERN, description="exp(loss).")
+    examples: int = Field(ge=0, description="Examples scored.")
+    tokens: int = Field(ge=0, description="Tokens that carried loss.")
+    evaluated_at: datetime = Field(description="When the evaluation ended.")
+    report: str | None = Field(default=None, description="Where the full report (eval.json) is.")
+
+    def to_status(self) -> Evaluation:
+        """status.evaluation (its energy is part of trainingCarbon, so none is counted here)."""
+        return Evaluation(
+            dataset=self.dataset,
+            loss=float(self.loss),
+            perplexity=max(float(self.perplexity), 1.0),
+            examples=self.examples,
+            tokens=self.tokens,
+            evaluated_at=self.evaluated_at,
+            report=self.report,
+        )
+
+
 class ModelVersionSpec(ApiModel):
     """Desired state of a ModelVersion; immutable except ``stage``."""
 
@@ -125,6 +177,13 @@ class ModelVersionSpec(ApiModel):
         default_factory=dict, description="Final metrics (eval_loss, …) as decimal strings."
     )
     training_carbon: TrainingCarbon | None = Field(default=None, description="Training carbon.")
+    evaluation: TrainedEvaluation | None = Field(
+        default=None,
+        description=(
+            "The evaluation at the end of training (FineTuneJob spec.evaluation); the first"
+            " status.evaluation, until an mg eval replaces it."
+        ),
+    )
     stage: Stage = Field(default=Stage.NONE, description="none, staging or production.")
 
 
@@ -136,24 +195,6 @@ class ServingShare(ApiModel):
     energy_kwh: float = Field(default=0.0, ge=0, description="Energy, kWh.")
     emissions_kg: float = Field(default=0.0, ge=0, description="Emissions, kg CO2e.")
     tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
-
-
-class Evaluation(ApiModel):
-    """The latest ``mg eval`` of this version on a held-out dataset; the full report, with the
-    sample generations, is the ``eval.json`` beside the artifact (``report``)."""
-
-    dataset: str = Field(description="The dataset, as it was named.")
-    loss: float = Field(ge=0, description="Mean token cross-entropy on it, nats.")
-    perplexity: float = Field(ge=1, description="exp(loss).")
-    examples: int = Field(ge=0, description="Examples scored.")
-    tokens: int = Field(ge=0, description="Tokens that carried loss.")
-    evaluated_at: datetime = Field(description="When the evaluation ended.")
-    energy_kwh: float = Field(default=0.0, ge=0, description="Energy of the evaluation, kWh.")
-    emissions_kg: float = Field(default=0.0, ge=0, description="Its emissions, kg CO2e.")
-    method: CarbonMethod = Field(
-        default=CarbonMethod.ESTIMATED, description="measured or estimated."
-    )
-    report: str | None = Field(default=None, description="Where the full report (eval.json) is.")
 
 
 class ModelVersionStatus(ApiModel):

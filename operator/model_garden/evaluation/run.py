@@ -38,6 +38,7 @@ def generate(model: Any, tokenizer: Any, template: str, prompt: str, max_new_tok
         chat_template=template,
     )
     ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = ids.to(model.device)  # the trainer's model may sit on a GPU
     with torch.no_grad():
         out = model.generate(
             input_ids=ids,

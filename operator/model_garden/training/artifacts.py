@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from model_garden.api.common import CarbonReport
-from model_garden.api.contracts import ArtifactFile, ArtifactKind, TrainingConfig, TrainingMetrics
+from model_garden.api.contracts import (
+    ArtifactFile,
+    ArtifactKind,
+    TrainingConfig,
+    TrainingEvaluation,
+    TrainingMetrics,
+)
+from model_garden.api.modelversion import version_name
 
+from .evaluation import write_report
 from .outputs import artifact, model_card
 
 
@@ -76,11 +84,17 @@ def finalize(
     carbon: CarbonReport,
     hardware: str,
     output_dir: Path,
+    evaluation: TrainingEvaluation | None = None,
 ) -> list[ArtifactFile]:
-    """Write each folder's model card (with the run's final carbon) and take its digest."""
+    """Write each folder's model card (with the run's final carbon) and its eval.json, then
+    take its digest (which so covers both)."""
     spec = config.spec
+    name = spec.output.model or config.job.name
     out = []
     for kind, folder in saved:
+        if evaluation is not None:
+            label = version_name(name, config.model_version) if config.model_version else name
+            write_report(evaluation, folder, label)
         card = model_card(
             name=spec.output.model or config.job.name,
             base_model=loaded.base_model,
@@ -91,6 +105,7 @@ def finalize(
             metrics=metrics,
             carbon=carbon,
             hardware=hardware,
+            evaluation=evaluation,
         )
         (folder / "README.md").write_text(card, encoding="utf-8")
         out.append(artifact(kind, folder, config.runtime.artifact_uri, output_dir))
@@ -105,7 +120,11 @@ def save_artifacts(
     final_carbon: Callable[[], CarbonReport],
     hardware: str,
     output_dir: Path,
+    evaluation: TrainingEvaluation | None = None,
 ) -> list[ArtifactFile]:
-    """Weights, then the final carbon figure, then cards and digests (see the module doc)."""
+    """Weights, then the final carbon figure, then cards, eval.json and digests (see the
+    module doc)."""
     saved = save_weights(config, loaded, tokenizer, output_dir)
-    return finalize(config, loaded, saved, metrics, final_carbon(), hardware, output_dir)
+    return finalize(
+        config, loaded, saved, metrics, final_carbon(), hardware, output_dir, evaluation
+    )

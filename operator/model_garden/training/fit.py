@@ -16,6 +16,7 @@ from model_garden.api.contracts import Outcome, TrainingMetrics, TrainingResult,
 from model_garden.carbon.tracker import TrainingCarbonTracker
 
 from .artifacts import hardware_name, save_artifacts
+from .evaluation import run_evaluation
 from .exits import EXIT_TERMINATED, exit_code
 from .loop import Interrupted, LoopState, evaluate, train
 from .resume import Resumed, save_checkpoint
@@ -144,9 +145,12 @@ class Fit:
         ctx.tracker.set_state(TrainingState.EVALUATING)
         st.eval_loss = self.evaluate()
         log("final eval", eval_loss=st.eval_loss, initial=st.initial_eval_loss)
+        loaded = self.model.loaded
+        evaluation = run_evaluation(
+            ctx.config, loaded, self.tokens.tokenizer, self.tokens.eval, st.eval_loss
+        )
         ctx.tracker.set_state(TrainingState.SAVING)
         metrics = metrics_of(st, self.model.steps_per_epoch, self.tokens.train.truncated)
-        loaded = self.model.loaded
         artifacts = save_artifacts(
             ctx.config,
             loaded,
@@ -155,10 +159,19 @@ class Fit:
             self.carbon.stop,
             hardware_name(loaded.device, ctx.threads),
             Path(ctx.config.runtime.output_dir),
+            evaluation,
         )
         message = f"{st.step} steps; eval loss {st.initial_eval_loss} -> {st.eval_loss}"
-        update = {"outcome": Outcome.SUCCEEDED, "reason": "Completed", "message": message}
-        return ctx.base.model_copy(update={**update, "metrics": metrics, "artifacts": artifacts})
+        short = evaluation.shortened() if evaluation is not None else None
+        update: dict[str, object] = {
+            "outcome": Outcome.SUCCEEDED,
+            "reason": "Completed",
+            "message": message,
+            "metrics": metrics,
+            "artifacts": artifacts,
+            "evaluation": short,
+        }
+        return ctx.base.model_copy(update=update)
 
 
 def fit(

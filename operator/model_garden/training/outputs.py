@@ -15,6 +15,7 @@ from model_garden.api.contracts import (
     ArtifactFile,
     ArtifactKind,
     Outcome,
+    TrainingEvaluation,
     TrainingMetrics,
     TrainingResult,
     write_document,
@@ -50,8 +51,10 @@ def model_card(
     metrics: TrainingMetrics,
     carbon: CarbonReport,
     hardware: str,
+    evaluation: TrainingEvaluation | None = None,
 ) -> str:
-    """README.md with Hugging Face metadata, including ``co2_eq_emissions`` (grams)."""
+    """README.md with Hugging Face metadata, including ``co2_eq_emissions`` (grams), and the
+    end-of-training evaluation when the job asked for one."""
     location = carbon.country or "unknown"
     if carbon.region:
         location = f"{location}/{carbon.region}"
@@ -107,8 +110,39 @@ def model_card(
         f"({', '.join(f'{k}: {v}' for k, v in sorted(carbon.component_methods.items()))}).",
         "",
     ]
+    if evaluation is not None:
+        body += evaluation_section(evaluation)
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
     return f"---\n{front}---\n\n" + "\n".join(body)
+
+
+def evaluation_section(evaluation: TrainingEvaluation) -> list[str]:
+    """The card's "Evaluation" section: figures, then each prompt and its greedy sample."""
+    lines = ["## Evaluation", "", f"On `{evaluation.dataset}` at the end of training:", ""]
+    if evaluation.loss is not None and evaluation.perplexity is not None:
+        lines += [
+            "| metric | value |",
+            "|---|---|",
+            f"| loss | {evaluation.loss:.4g} |",
+            f"| perplexity | {evaluation.perplexity:.4g} |",
+            f"| examples | {evaluation.examples} |",
+            f"| tokens | {evaluation.tokens} |",
+            "",
+        ]
+    else:
+        lines += ["No held-out example to score (evalSplit is 0 and no dataset was given).", ""]
+    for sample in evaluation.samples:
+        lines += [
+            f"**Prompt:** {sample.prompt}",
+            "",
+            "```text",
+            sample.completion.replace("```", "`\u200b``"),
+            "```",
+            "",
+        ]
+    if evaluation.samples:
+        lines += ["Samples are greedy; the full report is `eval.json`.", ""]
+    return lines
 
 
 def write_result(

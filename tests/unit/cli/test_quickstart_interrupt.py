@@ -32,7 +32,7 @@ def test_ctrl_c_stops_the_trainer_and_exits_130(env: Env) -> None:
         time.sleep(0.2)
     (pod,) = store.list_raw("Pod")
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=150)  # stop() waits up to the pod grace (90 s)
     assert proc.returncode == 130, out + err
     assert "interrupted: stopping the trainer" in err
     assert not pods.running(store, pod["metadata"]["name"]), "the trainer was left running"

@@ -13,6 +13,8 @@ from model_garden.api.common import CarbonMethod, CarbonReport
 from model_garden.api.contracts import (
     TERMINATION_MESSAGE_LIMIT,
     ArtifactKind,
+    EvaluationSample,
+    TrainingEvaluation,
     TrainingMetrics,
     TrainingResult,
     read_document,
@@ -132,3 +134,42 @@ def test_carbon_methods_and_report() -> None:
     assert report.energy_kwh == 3.5 and report.method == CarbonMethod.ESTIMATED
     assert report.emissions_kg == pytest.approx(3.5 * report.grid_intensity_g_per_kwh / 1000)
     assert report.region == "idf"
+
+
+def test_model_card_has_the_evaluation_section() -> None:
+    carbon = build_report(EnergySplit(0.001, 0.0, 0.0005), "FRA", None, component_methods([]))
+    evaluation = TrainingEvaluation(
+        dataset="file:///d.jsonl (eval split 0.2)",
+        loss=1.5,
+        perplexity=4.4817,
+        examples=4,
+        tokens=80,
+        samples=[EvaluationSample(prompt="Name a cat", completion="Tom ```x```")],
+    )
+    card = model_card(
+        "chat",
+        "/models/base",
+        ArtifactKind.ADAPTER,
+        "lora",
+        "transformers",
+        "file:///d.jsonl",
+        TrainingMetrics(eval_loss=1.5, steps=3),
+        carbon,
+        "CPU (2 threads)",
+        evaluation,
+    )
+    section = card.split("## Evaluation", 1)[1]
+    assert "| loss | 1.5 |" in section and "| perplexity | 4.482 |" in section
+    assert "**Prompt:** Name a cat" in section and "Tom" in section
+    assert section.count("```") == 2  # a completion cannot close the fence
+    assert "## Evaluation" not in model_card(
+        "chat",
+        "/models/base",
+        ArtifactKind.ADAPTER,
+        "lora",
+        "transformers",
+        "file:///d.jsonl",
+        TrainingMetrics(eval_loss=1.5, steps=3),
+        carbon,
+        "CPU (2 threads)",
+    )

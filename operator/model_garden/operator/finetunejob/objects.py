@@ -3,6 +3,7 @@ ModelVersion a successful run produces. Pure builders: same inputs, same objects
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from model_garden.api import FineTuneJob, ModelVersion, version_name
@@ -24,6 +25,8 @@ from model_garden.api.labels import (
     MANAGED_BY,
     OPERATOR_NAME,
 )
+from model_garden.api.modelversion import TrainedEvaluation
+from model_garden.api.offline import EVAL_RESULT_FILE
 
 from .. import observe
 from ..plan import child_meta, child_name, owner_labels
@@ -123,9 +126,18 @@ def build_training_config(
             country=carbon.country or settings.default_country,
             region=carbon.region or settings.default_region,
             hf_token_env=HF_TOKEN_ENV,
+            eval_dataset_path=_eval_dataset(ftj, mounts),
         ),
         model_version=version,
     )
+
+
+def _eval_dataset(ftj: FineTuneJob, mounts: Mounts) -> str | None:
+    """Where spec.evaluation.dataset is in the pod (None: the job's own eval split)."""
+    evaluation = ftj.spec.evaluation
+    if evaluation is None or evaluation.dataset is None:
+        return None
+    return mounts.add(resolve(evaluation.dataset))
 
 
 def build_config_map(
@@ -327,6 +339,25 @@ def build_model_version(
                 "emissionsKg": _decimal(result.carbon.emissions_kg),
                 "method": result.carbon.method,
             },
+            **_evaluation(result, artifact),
             "stage": "none",
         },
     }
+
+
+def _evaluation(result: TrainingResult, artifact: dict[str, Any]) -> dict[str, Any]:
+    """``spec.evaluation`` of the new version from the end-of-training evaluation (when it
+    scored something): the version's reconciler makes it its first ``status.evaluation``."""
+    ev = result.evaluation
+    if ev is None or ev.loss is None or ev.perplexity is None or ev.evaluated_at is None:
+        return {}
+    evaluation = TrainedEvaluation(
+        dataset=ev.dataset,
+        loss=_decimal(ev.loss),
+        perplexity=_decimal(ev.perplexity),
+        examples=ev.examples,
+        tokens=ev.tokens,
+        evaluated_at=datetime.fromisoformat(ev.evaluated_at),
+        report=str(artifact["uri"]).rstrip("/") + "/" + EVAL_RESULT_FILE,
+    )
+    return {"evaluation": evaluation.to_wire()}

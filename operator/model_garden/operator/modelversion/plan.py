@@ -160,6 +160,9 @@ def plan_modelversion(
     training = mv.spec.training_carbon
     training_kg = float(training.emissions_kg) if training else 0.0
     st.fields["trainingEmissionsKg"] = training_kg
+    if mv.spec.evaluation is not None and not st.current.get("evaluation"):
+        # the end-of-training evaluation, until an mg eval (which patches status) replaces it
+        st.fields["evaluation"] = mv.spec.evaluation.to_status().to_wire()
     shares = serving_totals(
         mv.metadata.name, list(st.current.get("servingByDeployment") or []), world.deployments
     )
