@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -40,3 +41,13 @@ def build_tiny_model(out: Path, hidden: int = 64, layers: int = 2) -> Path:
         ]
     )
     return out
+
+
+def ctrl_c_reaches_python() -> None:
+    """preexec for a CLI process a test interrupts as Ctrl-C would: SIGINT back to its default.
+
+    A process started with SIGINT ignored (anything under a shell's `cmd &`, as CI may run the
+    suite) passes that on, and Python then installs no KeyboardInterrupt handler: the SIGINT
+    the test sends would be lost. A terminal's foreground process never has it ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

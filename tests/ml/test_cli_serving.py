@@ -10,12 +10,14 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from openai import OpenAI
 
+from harness.runtime import ctrl_c_reaches_python
 from model_garden.demo.data import alpaca_rows, write_jsonl
 from model_garden.local import pods
 from model_garden.local.store import LocalStore
@@ -42,7 +44,7 @@ def servers(home: Path) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A version trained with ``mg train --local --wait`` and deployed with ``mg deploy --wait``."""
     root = tmp_path_factory.mktemp("cli-serving")
     data = write_jsonl(root / "pets.jsonl", alpaca_rows(300))
@@ -73,7 +75,12 @@ def served(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
     match = re.search(r"^serving pets-v1 at (http://127\.0\.0\.1:\d+/v1)$", deployed.stdout, re.M)
     assert match, deployed.stdout
-    return {"env": env, "home": root / "home", "endpoint": match.group(1)}
+    try:
+        yield {"env": env, "home": root / "home", "endpoint": match.group(1)}
+    finally:  # a failed test must not leave a vLLM server running
+        store = LocalStore(root / "home")
+        for pod in store.list_raw("Pod"):
+            pods.stop(store, pod["metadata"]["name"], grace=30)
 
 
 def test_the_official_client_gets_answers_one_shot_and_streamed(served: dict[str, Any]) -> None:
@@ -161,6 +168,7 @@ def test_serve_runs_in_the_foreground_until_ctrl_c(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_python,
     )
     assert proc.stdout is not None
     lines = []

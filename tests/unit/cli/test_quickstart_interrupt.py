@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from harness.runtime import ctrl_c_reaches_python
 from model_garden.local import pods
 from model_garden.local.store import LocalStore
 
@@ -24,6 +25,7 @@ def test_ctrl_c_stops_the_trainer_and_exits_130(env: Env) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_reaches_python,
     )
     store = LocalStore(env.home)
     deadline = time.monotonic() + 60
