@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,9 @@ EXTERNAL_KUBECONFIG = "MODEL_GARDEN_E2E_KUBECONFIG"
 
 _LOGS: list[Path] = []
 INSTALLED: list[Platform] = []  # test_teardown.py uninstalls these before it stops the node
+# Background work that talks to the node (each entry stops one): test_teardown.py stops it all
+# first, or a `kubectl --kubeconfig=<node dir>/...` it runs would be counted as a leftover.
+BACKGROUND: list[Callable[[], None]] = []
 
 
 @pytest.fixture(scope="session")
@@ -142,12 +145,18 @@ def prometheus(platform: Platform) -> Iterator[Prometheus]:
     }
     thread = threading.Thread(target=discover, name="pod-discovery", daemon=True)
     thread.start()
+
+    def stop_discovery() -> None:
+        stop.set()
+        thread.join(60)  # a kubectl call in flight ends within its own timeout
+
+    BACKGROUND.append(stop_discovery)
     try:
         with running_config(workdir, config) as running:
             yield running
     finally:
-        stop.set()
-        thread.join(10)
+        stop_discovery()
+        BACKGROUND.remove(stop_discovery)
 
 
 @pytest.hookimpl(hookwrapper=True)

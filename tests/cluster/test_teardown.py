@@ -15,13 +15,15 @@ from harness import node_host
 from harness.node import Node
 from harness.node_host import HostSnapshot
 
-from .conftest import INSTALLED
+from .conftest import BACKGROUND, INSTALLED
 from .platform import uninstall, wait_for
 
 pytestmark = pytest.mark.cluster
 
 
 def test_teardown_leaves_nothing_behind(node: Node, host_before: HostSnapshot) -> None:
+    for stop_background in list(BACKGROUND):
+        stop_background()
     for platform in INSTALLED:
         uninstall(platform)
         wait_for(
@@ -39,7 +41,8 @@ def test_teardown_leaves_nothing_behind(node: Node, host_before: HostSnapshot) -
     assert problems == []
     alive = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     assert alive == []
-    assert node_host.processes_mentioning(str(node.workdir)) == []
+    left = node_host.processes_mentioning(str(node.workdir))
+    assert left == [], [node_host.command_line(pid) for pid in left]
     assert node_host.mounts_under(node.workdir, node.containerd_root) == []
     added = HostSnapshot.take().added_since(host_before)
     assert added == {}, added

@@ -198,16 +198,22 @@ def unmount_under(*roots: Path) -> None:
                 run(["umount", "-l", point], check=False)
 
 
+def command_line(pid: int) -> str:
+    """The process's command line, space-separated ("" once it is gone or a zombie)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def processes_mentioning(*needles: str) -> list[int]:
     """PIDs whose command line contains one of ``needles`` (our socket or work dir paths)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
+        cmdline = command_line(int(entry.name))
         if any(n in cmdline for n in needles):
             pids.append(int(entry.name))
     return pids
