@@ -32,8 +32,9 @@ _mg_apt() {
   local need=()
   # runc before podman, so that podman's "crun | runc" takes runc (crun refuses cgroup v1/hybrid
   # hosts like these), and mmdebstrap: scripts/build-images. containerd, the CNI plugins,
-  # iptables, conntrack, iproute2: the test node (tests/harness/node.py).
-  for p in etcd-server openssl prometheus runc podman mmdebstrap containerd containernetworking-plugins iptables conntrack iproute2; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+  # iptables, conntrack, iproute2: the test node (tests/harness/node.py). chromium: the
+  # dashboard's browser tests (tests/browser, Playwright drives Debian's build).
+  for p in etcd-server openssl prometheus runc podman mmdebstrap containerd containernetworking-plugins iptables conntrack iproute2 chromium; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
   if ((${#need[@]})); then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
@@ -123,3 +124,9 @@ MODEL_GARDEN_HELM3="$(_mg_phase "helm 3" bash "$_mg_root/scripts/fetch-helm3.sh"
 export MODEL_GARDEN_HELM3
 export MODEL_GARDEN_RUNTIME_PYTHON
 rm -f "$_mg_envtest_log"
+# The dashboard's npm dependencies (cached by package-lock.json's hash): tests/dashboard and
+# tests/browser (axe-core). Prints the folder holding node_modules/.
+if [[ -f "$_mg_root/scripts/build-dashboard-deps.sh" ]]; then  # TEMP guard until it lands
+  MODEL_GARDEN_DASHBOARD_MODULES="$(_mg_phase "dashboard npm deps" bash "$_mg_root/scripts/build-dashboard-deps.sh" | tail -1)"
+  export MODEL_GARDEN_DASHBOARD_MODULES
+fi
