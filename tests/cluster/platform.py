@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,6 +120,24 @@ class Platform:
         if proc.returncode:
             raise AssertionError(f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}")
         return proc.stdout
+
+    def mg(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """``model-garden ARGS --namespace ml-team`` as a user of this cluster runs it (its
+        kubeconfig, no CLI config of this machine)."""
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "MODEL_GARDEN_CONFIG": str(self.workdir / "mg-config.yaml"),
+        }
+        cli = Path(sys.executable).with_name("model-garden")
+        return subprocess.run(
+            [str(cli), *args, "--namespace", TEAM],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def apply(self, *manifests: dict[str, Any]) -> None:
         doc = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}

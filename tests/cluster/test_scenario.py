@@ -143,6 +143,9 @@ def test_fine_tune_serve_chat_scrape_delete(
     assert mv["status"]["trainingEmissionsKg"] > 0, mv["status"]
     assert mv["status"]["digest"].startswith("sha256:") or len(mv["status"]["digest"]) == 64
     version = mv["metadata"]["name"]
+    logs = platform.mg("jobs", "logs", JOB)  # the CLI against the cluster reads the pod's log
+    assert logs.returncode == 0, logs.stderr
+    assert '"msg": ' in logs.stdout and "Succeeded" in logs.stdout, logs.stdout[-2000:]
 
     t = time.monotonic()
     secret = {

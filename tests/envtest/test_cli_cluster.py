@@ -189,7 +189,7 @@ def test_deployments_scale_goes_through_the_scale_subresource(
     assert scaled.stdout.strip() == "inferencedeployment/bot scaled 1 → 3 replicas"
     assert cluster.get(API, "InferenceDeployment", ns, "bot")["spec"]["replicas"] == 3  # type: ignore[index]
     # what an autoscaler (or kubectl scale) reads: the /scale subresource itself
-    scale = cluster.x._call("GET", f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale")
+    scale = cluster.x.call("GET", f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale")
     assert (scale["kind"], scale["spec"]["replicas"]) == ("Scale", 3)
     missing = mg("deployments", "scale", "nope", "--replicas", "1", "-n", ns)
     assert missing.exit_code == EXIT_NOT_FOUND

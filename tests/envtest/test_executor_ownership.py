@@ -169,7 +169,7 @@ def test_ours_is_idempotent_and_a_field_of_another_manager_is_a_conflict(
     assert cluster.x.create(_config_map(owner, "bot-serving-config", {"k": "ours"})) is False
     # another field manager takes the field over (forced), as `kubectl apply --force-conflicts`
     other = Executor(kube_env.api_client, component="someone")
-    other._call(
+    other.call(
         "PATCH",
         f"/api/v1/namespaces/{ns}/configmaps/bot-serving-config",
         {

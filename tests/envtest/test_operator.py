@@ -51,7 +51,7 @@ class Cluster:
 
     def namespace(self) -> str:
         name = f"t-{uuid.uuid4().hex[:8]}"
-        self.x._call("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+        self.x.call("POST", "/api/v1/namespaces", {"metadata": {"name": name}})
         return name
 
     def create(self, obj: dict[str, Any]) -> None:
@@ -581,9 +581,9 @@ def test_inference_deployment_serves_rolls_and_guards_its_version(
 
     # the /scale subresource drives the Deployment's replicas
     scale_path = f"/apis/{API}/namespaces/{ns}/inferencedeployments/bot/scale"
-    scale = cluster.x._call("GET", scale_path)
+    scale = cluster.x.call("GET", scale_path)
     assert scale["status"]["selector"] == "modelgarden.dev/inference-deployment=bot"
-    cluster.x._call(
+    cluster.x.call(
         "PATCH", scale_path, {"spec": {"replicas": 2}}, content_type="application/merge-patch+json"
     )
     wait_for(

@@ -77,9 +77,9 @@ def test_operator_with_shipped_rbac_runs_the_whole_flow(
         # outside the shipped RBAC: denied
         sa = Cluster(sa_client)
         for attempt in (
-            lambda: sa.x._call("GET", f"/api/v1/namespaces/{ns}/secrets"),
+            lambda: sa.x.call("GET", f"/api/v1/namespaces/{ns}/secrets"),
             lambda: sa.delete("v1", "Pod", ns, pod["metadata"]["name"]),
-            lambda: sa.x._call(
+            lambda: sa.x.call(
                 "POST",
                 "/apis/rbac.authorization.k8s.io/v1/clusterroles",
                 {"metadata": {"name": "x"}, "rules": []},
@@ -101,7 +101,7 @@ def _create(admin: Cluster, doc: dict[str, Any]) -> None:
         "ClusterRoleBinding": "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
     }[doc["kind"]]
     try:
-        admin.x._call("POST", path, doc)
+        admin.x.call("POST", path, doc)
     except ApiException as exc:
         if exc.status != 409:
             raise

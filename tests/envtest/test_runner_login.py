@@ -27,7 +27,7 @@ SA = "operator-login"
 
 
 def _token_secret(admin: Cluster, ns: str) -> dict[str, Any] | None:
-    for secret in admin.x._call("GET", f"/api/v1/namespaces/{ns}/secrets").get("items") or []:
+    for secret in admin.x.call("GET", f"/api/v1/namespaces/{ns}/secrets").get("items") or []:
         annotations = secret["metadata"].get("annotations") or {}
         if (
             secret.get("type") == "kubernetes.io/service-account-token"
@@ -63,7 +63,7 @@ def test_kopf_logs_in_again_with_the_rotated_token(
     admin = Cluster(kube_env.api_client)
     ns = admin.namespace()
     first = kube_env.service_account_token(ns, SA)
-    admin.x._call(
+    admin.x.call(
         "POST",
         "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
         {
@@ -91,12 +91,12 @@ def test_kopf_logs_in_again_with_the_rotated_token(
         # revoke the first token; the token controller issues a new one
         old = _token_secret(admin, ns)
         assert old is not None
-        admin.x._call("DELETE", f"/api/v1/namespaces/{ns}/secrets/{old['metadata']['name']}")
+        admin.x.call("DELETE", f"/api/v1/namespaces/{ns}/secrets/{old['metadata']['name']}")
         revoked = Cluster(load_client(kube_env.token_kubeconfig(first, "revoked")))
 
         def first_refused() -> bool:
             try:
-                revoked.x._call("GET", f"/api/v1/namespaces/{ns}")
+                revoked.x.call("GET", f"/api/v1/namespaces/{ns}")
             except ApiException as exc:
                 return exc.status == 401
             return False

@@ -9,71 +9,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_home import lora_and_base, mg
 
 from harness.runtime import run_runtime
-from model_garden.demo.data import alpaca_rows, write_jsonl
 from model_garden.local.store import LocalStore
 
 pytestmark = pytest.mark.ml
-
-CLI = str(Path(sys.executable).with_name("model-garden"))
-
-
-def mg(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-
-
-def wait_ready(env: dict[str, str], name: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = mg(env, "versions", "get", name, "-o", "json")
-        conditions = (json.loads(got.stdout).get("status") or {}).get("conditions") or []
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{name} was not Ready in {timeout}s")
 
 
 @pytest.fixture(scope="module")
 def home(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """pets-v1: a LoRA adapter trained by the CLI; tiny-v1: the base model, imported (merged)."""
     root = tmp_path_factory.mktemp("cli-export")
-    data = write_jsonl(root / "pets.jsonl", alpaca_rows(120))
-    env = {
-        **os.environ,
-        "MODEL_GARDEN_HOME": str(root / "home"),
-        "MODEL_GARDEN_CONFIG": str(root / "config.yaml"),
-        "KUBECONFIG": str(root / "no-kubeconfig"),
-    }
-    trained = mg(
-        env,
-        *("train", "--local", "--base-model", str(tiny_model), "--dataset", str(data)),
-        *("--format", "alpaca", "--method", "lora", "--max-steps", "8", "--max-seq-length", "128"),
-        *("--learning-rate", "3e-2", "--name", "pets", "--model", "pets", "--wait"),
-        timeout=900,
-    )
-    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
-    LocalStore(root / "home").create(
-        {
-            "apiVersion": "modelgarden.dev/v1alpha1",
-            "kind": "ModelVersion",
-            "metadata": {"name": "tiny-v1"},
-            "spec": {
-                "model": "tiny",
-                "version": 1,
-                "artifact": {"uri": f"file://{tiny_model}", "format": "merged"},
-            },
-        }
-    )
-    wait_ready(env, "tiny-v1")
+    env = lora_and_base(root, tiny_model, rows=120, max_steps=8)
     return {"env": env, "root": root, "store": LocalStore(root / "home"), "base": tiny_model}
 
 

@@ -9,12 +9,12 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_home import CLI, PROMPT, mg
 from openai import OpenAI
 
 from harness.runtime import ctrl_c_reaches_python
@@ -23,15 +23,6 @@ from model_garden.local import pods
 from model_garden.local.store import LocalStore
 
 pytestmark = pytest.mark.ml
-
-CLI = str(Path(sys.executable).with_name("model-garden"))
-PROMPT = "Describe the pets.\n\na red cat"
-
-
-def mg(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 def servers(home: Path) -> list[dict[str, Any]]:
@@ -121,6 +112,34 @@ def test_mg_chat_one_shot_and_streamed_say_the_same(served: dict[str, Any]) -> N
         "16",
     )
     assert by_url.returncode == 0 and by_url.stdout == one.stdout
+
+
+def test_mg_batch_offline_runs_the_version_on_vllms_offline_engine(
+    served: dict[str, Any], tmp_path: Path
+) -> None:
+    requests = tmp_path / "requests.jsonl"
+    bodies = [
+        {"model": "pets", "messages": [{"role": "user", "content": PROMPT}], "max_tokens": 8},
+        {"model": "pets", "prompt": "The cat is", "max_tokens": 8},
+        {"model": "pets", "messages": [{"role": "user", "content": "Hello"}], "max_tokens": 8},
+    ]
+    urls = ["/v1/chat/completions", "/v1/completions", "/v1/chat/completions"]
+    requests.write_text(
+        "".join(
+            json.dumps({"custom_id": f"r{i}", "method": "POST", "url": url, "body": body}) + "\n"
+            for i, (url, body) in enumerate(zip(urls, bodies, strict=True))
+        )
+    )
+    out = tmp_path / "results.jsonl"
+    ran = mg(served["env"], "batch", "pets-v1", "--offline", str(requests), str(out), "-o", "json")
+    assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+    doc = json.loads(ran.stdout)
+    assert (doc["succeeded"], doc["failed"], doc["carbonSource"]) == (3, 0, "offline-engine")
+    assert doc["carbon"]["energyJoules"] > 0 and doc["completionTokens"] > 0
+    results = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["custom_id"] for r in results] == ["r0", "r1", "r2"], "input order kept"
+    assert all(r["response"]["status_code"] == 200 for r in results)
+    assert json.loads((tmp_path / "results.jsonl.summary.json").read_text()) == doc
 
 
 def test_the_deployment_reports_its_serving_carbon(served: dict[str, Any]) -> None:

@@ -9,16 +9,23 @@ artifact) and prints it as its last line.
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import Field
 
 from .common import ApiModel, CarbonReport
-from .contracts import Outcome
+from .contracts import Outcome, read_document
 from .modelversion import Evaluation
 
 EXPORT_RESULT_FILE = "export.json"
 EVAL_RESULT_FILE = "eval.json"
+EXIT_INVALID_CONFIG = 2
+"""The config file cannot be read: the same code as the trainer's (``training/exits.py``)."""
 SAMPLE_CHARS = 2000
 """Longest generation kept per prompt: a report stays readable (and small)."""
 
@@ -116,3 +123,35 @@ class EvalResult(ApiModel):
     carbon: CarbonReport = Field(default_factory=CarbonReport)
     duration_seconds: float = 0.0
     evaluated_at: str | None = None
+
+
+C = TypeVar("C", bound=ApiModel)
+
+
+def program_main(
+    prog: str,
+    doc: str | None,
+    config_model: type[C],
+    run: Callable[[C], tuple[ApiModel, int]],
+    argv: list[str] | None = None,
+) -> int:
+    """``python -m PROG --config FILE`` (or ``--config-env NAME``: the document in an
+    environment variable, how a cluster Job passes it): read the config document, run, print the
+    result document as the last stdout line (what the CLI reads) and return the exit code."""
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help=f"{config_model.__name__} JSON file")
+    source.add_argument("--config-env", help="environment variable holding the JSON")
+    args = parser.parse_args(argv)
+    where = args.config or f"${args.config_env}"
+    try:
+        if args.config:
+            config = read_document(config_model, args.config)
+        else:
+            config = config_model.model_validate_json(os.environ.get(args.config_env, ""))
+    except (OSError, ValueError) as exc:
+        print(f"{where}: {exc}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+    result, code = run(config)
+    print(result.model_dump_json(by_alias=True, exclude_none=True), flush=True)
+    return code

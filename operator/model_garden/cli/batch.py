@@ -10,7 +10,7 @@ batch (the meter's address comes from the deployment's serving config); against 
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from .chat import KEY_ENVS
 from .errors import CliError, InvalidInput, Unreachable
+from .openai_http import api_key as key_from_env
 from .output import OUTPUT_OPTION, details, emit, figure
 from .target import Backend, ClusterBackend, LocalBackend, Target, must_get, target_options
 
@@ -74,6 +74,11 @@ def resolve(target: Target, where: str, meter: str | None) -> tuple[str, str | N
 @click.argument("where")
 @click.argument("input_file", metavar="INPUT", type=click.Path(exists=True, dir_okay=False))
 @click.argument("output_file", metavar="OUTPUT", type=click.Path(dir_okay=False))
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="WHERE is a ModelVersion: run vLLM's offline engine on it here (local mode).",
+)
 @click.option("--meter", help="The server's meter URL (with a URL) [default: the deployment's].")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option(
@@ -93,6 +98,7 @@ def batch(
     where: str,
     input_file: str,
     output_file: str,
+    offline: bool,
     meter: str | None,
     concurrency: int,
     summary_file: str | None,
@@ -100,7 +106,8 @@ def batch(
     region: str | None,
     output: str,
 ) -> None:
-    """Run INPUT, a JSONL file of OpenAI batch requests, against a deployment or a URL.
+    """Run INPUT, a JSONL file of OpenAI batch requests, against a deployment or a URL, or
+    (--offline) on a ModelVersion with vLLM's offline engine, no server needed.
 
     Each line: {"custom_id", "method": "POST", "url": "/v1/chat/completions" or
     "/v1/completions", "body": {"model", …}}. OUTPUT gets one result line per request, in
@@ -111,6 +118,7 @@ def batch(
     Example:
       mg batch pets requests.jsonl results.jsonl
       mg batch http://127.0.0.1:8000/v1 requests.jsonl results.jsonl -o json
+      mg batch pets-v1 --offline requests.jsonl results.jsonl
     """
     from model_garden.serving import batch as runner
     from model_garden.serving.batch_format import (
@@ -127,8 +135,13 @@ def batch(
         raise InvalidInput(f"{input_file}: {'; '.join(exc.problems[:5])}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{input_file}: {exc}") from exc
+    summary_path = Path(summary_file or f"{output_file}.summary.json")
+    if offline:
+        doc = _offline(target, where, input_file, output_file, summary_path, country, region)
+        _report(doc, output, output_file, summary_path)
+        return
     base, meter_url = resolve(target, where, meter)
-    api_key = next((os.environ[k] for k in KEY_ENVS if os.environ.get(k)), None)
+    api_key = key_from_env()
     import httpx
 
     try:
@@ -155,8 +168,61 @@ def batch(
         raise Unreachable(f"cannot reach {base}: {unreachable[0].error['message']}")  # type: ignore[index]
     write_results(Path(output_file), results)
     doc = summary(results, carbon, duration, source)
-    summary_path = Path(summary_file or f"{output_file}.summary.json")
     summary_path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    _report(doc, output, output_file, summary_path)
+
+
+def _offline(
+    target: Target,
+    version: str,
+    input_file: str,
+    output_file: str,
+    summary_path: Path,
+    country: str,
+    region: str | None,
+) -> dict[str, Any]:
+    """``python -m model_garden.serving.batch`` with vLLM's offline engine on a Ready version's
+    files, in the ML runtime. Requests name the version's model (``spec.model``), as they would
+    a deployment of it; an adapter is served on its base under that name."""
+    from model_garden.runtime import RuntimeMissing, runtime_env, runtime_python
+
+    from .export import grid, local_backend, ready_version, version_artifact
+
+    backend = local_backend(target, "batch --offline")
+    mv = ready_version(backend, version)
+    artifact = version_artifact(backend, mv)
+    name = str(mv["spec"]["model"])
+    country, region = grid(country, region)
+    argv = [input_file, output_file, "--summary", str(summary_path)]
+    argv += ["--country", country] + (["--region", region] if region else [])
+    if artifact.adapter:
+        argv += ["--model", str(artifact.base_model), "--adapter", f"{name}={artifact.path}"]
+        argv += ["--served-name", f"{name}-base"]
+    else:
+        argv += ["--model", artifact.path, "--served-name", name]
+    try:
+        python = runtime_python()
+    except RuntimeMissing as exc:
+        raise CliError(str(exc)) from exc
+    from .output import console
+
+    summary_path.unlink(missing_ok=True)  # what is read back is this run's
+    with console(stderr=True).status(f"{version}: batch on vLLM's offline engine…"):
+        proc = subprocess.run(
+            [python, "-m", "model_garden.serving.batch", *argv],
+            env=runtime_env(),
+            capture_output=True,
+            text=True,
+        )
+    if proc.returncode not in (0, 1) or not summary_path.is_file():  # 1: a request failed
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise CliError(f"the offline batch exited {proc.returncode}: {tail}")
+    doc: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+    return doc
+
+
+def _report(doc: dict[str, Any], output: str, output_file: str, summary_path: Path) -> None:
+    """The summary as a table (or JSON/YAML); exit 1 when a request failed."""
     if output != "table":
         emit(doc, output, [])
     else:
@@ -169,7 +235,7 @@ def batch(
                 ("tokens", f"{doc['promptTokens']} prompt + {doc['completionTokens']} generated"),
                 ("duration", f"{figure(doc['durationSeconds'])} s"),
                 ("energy", energy(float(wire.get("energyJoules", 0.0)) / 3.6e6)),
-                ("CO2e", f"{figure(wire.get('emissionsGrams', 0.0))} g ({source})"),
+                ("CO2e", f"{figure(wire.get('emissionsGrams', 0.0))} g ({doc['carbonSource']})"),
                 ("g CO2e / 1k tokens", figure(wire.get("gramsPer1KTokens"))),
                 ("results", output_file),
                 ("summary", str(summary_path)),

@@ -6,18 +6,13 @@ without one (a terminal; each turn is added to the conversation), or the prompt 
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterator
-from typing import Any
 
 import click
 
-from .errors import CliError, InvalidInput, Unreachable
+from .errors import CliError, InvalidInput
+from .openai_http import api_key, chat_piece, chat_text, post_and_print
 from .target import Target, must_get, target_options
-
-KEY_ENVS = ("MODEL_GARDEN_API_KEY", "OPENAI_API_KEY")
 
 
 def resolve(target: Target, where: str, model: str | None) -> tuple[str, str]:
@@ -38,21 +33,6 @@ def resolve(target: Target, where: str, model: str | None) -> tuple[str, str]:
     return str(status["endpoint"]).rstrip("/"), model or (served[0] if served else where)
 
 
-def _stream(response: Any) -> Iterator[str]:
-    """The text pieces of a server-sent-events chat completion."""
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        chunk = json.loads(data)
-        for choice in chunk.get("choices") or []:
-            piece = (choice.get("delta") or {}).get("content")
-            if piece:
-                yield piece
-
-
 def complete(
     base: str,
     model: str,
@@ -60,11 +40,9 @@ def complete(
     stream: bool,
     max_tokens: int,
     temperature: float,
-    api_key: str | None,
+    key: str | None,
 ) -> str:
     """One chat completion; prints it (piece by piece when streaming) and returns the text."""
-    import httpx
-
     body = {
         "model": model,
         "messages": messages,
@@ -72,28 +50,7 @@ def complete(
         "temperature": temperature,
         "stream": stream,
     }
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    url = f"{base}/chat/completions"
-    try:
-        if stream:
-            pieces = []
-            with httpx.stream("POST", url, json=body, headers=headers, timeout=300) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise CliError(f"{url}: {response.status_code} {response.text[:300]}")
-                for piece in _stream(response):
-                    click.echo(piece, nl=False)
-                    pieces.append(piece)
-            click.echo()
-            return "".join(pieces)
-        response = httpx.post(url, json=body, headers=headers, timeout=300)
-    except httpx.TransportError as exc:
-        raise Unreachable(f"cannot reach {base}: {exc}") from exc
-    if response.status_code != 200:
-        raise CliError(f"{url}: {response.status_code} {response.text[:300]}")
-    text = str(response.json()["choices"][0]["message"]["content"])
-    click.echo(text)
-    return text
+    return post_and_print(f"{base}/chat/completions", body, key, chat_text, chat_piece)
 
 
 @click.command()
@@ -126,7 +83,7 @@ def chat(
       mg chat http://127.0.0.1:8000/v1 --model pets "Hello"
     """
     base, name = resolve(target, where, model)
-    key = next((os.environ[k] for k in KEY_ENVS if os.environ.get(k)), None)
+    key = api_key()
     messages = [{"role": "system", "content": system}] if system else []
     if prompt is None and not sys.stdin.isatty():
         prompt = sys.stdin.read().strip()

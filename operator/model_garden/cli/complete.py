@@ -6,30 +6,15 @@ model, or any OpenAI-compatible base URL with ``--model``.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
-from .chat import KEY_ENVS, resolve
-from .errors import CliError, InvalidInput, Unreachable
+from .chat import resolve
+from .errors import InvalidInput
+from .openai_http import api_key, completion_text, post_and_print
 from .target import Target, target_options
-
-
-def _pieces(response: Any) -> Iterator[str]:
-    """The text pieces of a server-sent-events completion."""
-    for line in response.iter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            return
-        for choice in json.loads(data).get("choices") or []:
-            if choice.get("text"):
-                yield str(choice["text"])
 
 
 def complete_text(
@@ -40,11 +25,9 @@ def complete_text(
     max_tokens: int,
     temperature: float,
     stop: list[str],
-    api_key: str | None,
+    key: str | None,
 ) -> str:
     """One completion; prints it (piece by piece when streaming) and returns the text."""
-    import httpx
-
     body: dict[str, Any] = {
         "model": model,
         "prompt": prompt,
@@ -54,31 +37,7 @@ def complete_text(
     }
     if stop:
         body["stop"] = stop
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    url = f"{base}/completions"
-    try:
-        if stream:
-            pieces = []
-            with httpx.stream("POST", url, json=body, headers=headers, timeout=300) as response:
-                if response.status_code != 200:
-                    response.read()
-                    raise CliError(f"{url}: {response.status_code} {response.text[:300]}")
-                for piece in _pieces(response):
-                    click.echo(piece, nl=False)
-                    pieces.append(piece)
-            click.echo()
-            return "".join(pieces)
-        response = httpx.post(url, json=body, headers=headers, timeout=300)
-    except httpx.TransportError as exc:
-        raise Unreachable(f"cannot reach {base}: {exc}") from exc
-    if response.status_code != 200:
-        raise CliError(f"{url}: {response.status_code} {response.text[:300]}")
-    try:
-        text = str(response.json()["choices"][0]["text"])
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise CliError(f"{url}: not an OpenAI completion: {response.text[:300]}") from exc
-    click.echo(text)
-    return text
+    return post_and_print(f"{base}/completions", body, key, completion_text, completion_text)
 
 
 @click.command()
@@ -115,5 +74,5 @@ def complete(
         if sys.stdin.isatty():
             raise InvalidInput("a PROMPT is needed (an argument, or on stdin)")
         prompt = sys.stdin.read()
-    key = next((os.environ[k] for k in KEY_ENVS if os.environ.get(k)), None)
+    key = api_key()
     complete_text(base, name, prompt, stream, max_tokens, temperature, list(stop), key)

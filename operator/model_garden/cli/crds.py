@@ -178,7 +178,7 @@ def _get_or_none(backend: Any, name: str) -> dict[str, Any] | None:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        found: dict[str, Any] = backend.x._call("GET", f"{CRD_PATH}/{name}")
+        found: dict[str, Any] = backend.x.call("GET", f"{CRD_PATH}/{name}")
         return found
     except ApiException as exc:
         if exc.status == 404:

@@ -14,10 +14,12 @@ from typing import Any
 
 import click
 
+from model_garden.api.labels import ANNOTATION_EVALUATION
+
 from .errors import CliError, InvalidInput
-from .export import grid, local_backend, ready_version, run_program, spent, version_artifact
+from .export import grid, ready_version, run_program, spent, version_artifact
 from .output import OUTPUT_OPTION, emit, figure
-from .target import LocalBackend, Target, target_options
+from .target import ClusterBackend, LocalBackend, Target, target_options
 
 FORMATS = ("auto", "alpaca", "chat", "completion", "text")
 
@@ -72,6 +74,10 @@ def status_evaluation(result: dict[str, Any], report: str) -> dict[str, Any]:
 @click.option("--country", help="ISO alpha-3 country of this machine's grid [default: config].")
 @click.option("--region", help="Grid region, e.g. california [default: config].")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
+@click.option(
+    "--image",
+    help="In a cluster: the Job's image [default: config image, else the operator's trainer image].",
+)
 @OUTPUT_OPTION
 @target_options
 def eval_(
@@ -88,28 +94,50 @@ def eval_(
     country: str | None,
     region: str | None,
     timeout: float | None,
+    image: str | None,
     output: str,
 ) -> None:
     """Evaluate a ModelVersion on a held-out dataset: loss, perplexity, sample generations.
 
     The figures are saved with the version (status.evaluation; the full report, samples
-    included, is eval.json beside its artifact) and shown by `mg versions get`.
+    included, is eval.json beside its artifact) and shown by `mg versions get`. Against a
+    cluster it runs as a Job there (--dataset a pvc:// URI); the report goes to the claim.
 
     \b
     Example:
       mg eval pets-v1 --dataset held-out.jsonl --prompt "Describe the pets. a red cat"
+      mg eval pets-v1 --dataset pvc://artifacts/ml-team/datasets/held.jsonl --context prod
     """
     from model_garden.api.offline import EVAL_RESULT_FILE, EvalConfig
 
-    backend = local_backend(target, "eval")
-    data = dataset_path(backend, dataset)
-    mv = ready_version(backend, version)
-    artifact = version_artifact(backend, mv)
+    backend = target.backend()
+    mounts: Any = None
+    if isinstance(backend, ClusterBackend):
+        from model_garden.operator.storage import Mounts, resolve
+
+        from .cluster_task import claim_uri, cluster_artifact
+
+        if not dataset.startswith("pvc://"):
+            raise InvalidInput(f"--dataset {dataset}: in a cluster, a pvc:// URI on a claim")
+        mv = ready_version(backend, version)
+        mounts = Mounts()
+        artifact = cluster_artifact(backend, mv, mounts)
+        data = mounts.add(resolve(dataset))
+        report = claim_uri(backend, mv, "evaluations", version, EVAL_RESULT_FILE)
+        result_path = (
+            f"{mounts.add(resolve(report.rsplit('/', 1)[0]), writable=True)}/{EVAL_RESULT_FILE}"
+        )
+    else:
+        assert isinstance(backend, LocalBackend)
+        data = str(dataset_path(backend, dataset))
+        mv = ready_version(backend, version)
+        artifact = version_artifact(backend, mv)
+        result_path = str(Path(artifact.path).parent / EVAL_RESULT_FILE)
+        report = report_uri(str(((mv.get("spec") or {}).get("artifact") or {}).get("uri")))
     country, region = grid(country, region)
-    result_path = Path(artifact.path).parent / EVAL_RESULT_FILE
     document = EvalConfig(
         artifact=artifact,
-        dataset_path=str(data),
+        dataset_path=data,
         dataset_uri=dataset,
         dataset_format=fmt,
         chat_template=chat_template,
@@ -118,20 +146,30 @@ def eval_(
         max_examples=max_examples,
         prompts=list(prompts),
         max_new_tokens=max_new_tokens,
-        result_path=str(result_path),
+        result_path=result_path,
         country=country,
         region=region,
     )
-    result = run_program("model_garden.evaluation", document, f"{version}: evaluating…", timeout)
+    if isinstance(backend, ClusterBackend):
+        from .cluster_task import run_task
+
+        result = run_task(
+            backend, mv, "eval", document, mounts, image, f"{version}: evaluating…", timeout
+        )
+    else:
+        result = run_program(
+            "model_garden.evaluation", document, f"{version}: evaluating…", timeout
+        )
     if result.get("outcome") != "Succeeded":
         message = f"eval of {version} failed: {result.get('reason')}: {result.get('message')}"
         if result.get("reason") == "DatasetError":
             raise InvalidInput(message)
         raise CliError(message)
-    artifact_uri = str(((mv.get("spec") or {}).get("artifact") or {}).get("uri"))
-    evaluation = status_evaluation(result, report_uri(artifact_uri))
-    with backend.store.lock():
-        backend.patch("ModelVersion", version, {"status": {"evaluation": evaluation}})
+    # Users write metadata, not status: the reconciler makes this status.evaluation.
+    evaluation = status_evaluation(result, report)
+    note = {ANNOTATION_EVALUATION: json.dumps(evaluation, separators=(",", ":"))}
+    backend.patch("ModelVersion", version, {"metadata": {"annotations": note}})
+    backend.refresh()
     if output != "table":
         emit(result, output, [])
         return
@@ -141,7 +179,8 @@ def eval_(
         f" {result['tokens']} tokens)"
     )
     click.echo(f"  spent {spent(result.get('carbon') or {})}")
-    click.echo(f"  saved with the version (mg versions get {version}) and in {result_path}")
+    where = report if isinstance(backend, ClusterBackend) else result_path
+    click.echo(f"  saved with the version (mg versions get {version}) and in {where}")
     for sample in result.get("samples") or []:
         click.echo(f"prompt: {json.dumps(sample['prompt'], ensure_ascii=False)}")
         click.echo("  → " + sample["completion"].strip().replace("\n", "\n    "))

@@ -22,7 +22,7 @@ import click
 from . import config as cli_config
 from .errors import CliError, InvalidInput
 from .output import OUTPUT_OPTION, condition, emit, figure
-from .target import Backend, LocalBackend, Target, must_get, target_options
+from .target import Backend, ClusterBackend, LocalBackend, Target, must_get, target_options
 
 KIND = "ModelVersion"
 LLAMA_CPP_ENV = "MODEL_GARDEN_LLAMA_CPP"
@@ -187,9 +187,12 @@ def _out_dir(out: Path) -> Path:
 )
 @click.option(
     "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The folder to write (new, or empty).",
+    help="The folder to write (new, or empty); in a cluster a pvc:// URI"
+    " [default there: pvc://<the version's claim>/<namespace>/exports/<version>-<format>].",
+)
+@click.option(
+    "--image",
+    help="In a cluster: the Job's image [default: config image, else the operator's trainer image].",
 )
 @click.option("--country", help="ISO alpha-3 country of this machine's grid [default: config].")
 @click.option("--region", help="Grid region, e.g. california [default: config].")
@@ -200,7 +203,8 @@ def export(
     target: Target,
     version: str,
     fmt: str,
-    out: Path,
+    out: str | None,
+    image: str | None,
     country: str | None,
     region: str | None,
     timeout: float | None,
@@ -212,32 +216,64 @@ def export(
     (f16 or Q8_0) is converted from that by llama.cpp's converter ($MODEL_GARDEN_LLAMA_CPP,
     from scripts/build-llama-cpp.sh). The export
     runs in the ML runtime and is carbon-tracked: energy and CO2e are printed and kept in
-    DIR/export.json.
+    DIR/export.json. Against a cluster it runs as a Job there, writing to the claim.
 
     \b
     Example:
       mg export pets-v1 --format merged --out ./pets-merged
       mg export pets-v1 --format gguf-q8_0 --out ./pets-gguf
+      mg export pets-v1 --context prod   # a Job in the cluster, onto the version's claim
     """
     from model_garden.api.offline import ExportConfig
 
-    backend = local_backend(target, "export")
-    folder = _out_dir(out)
-    converter = gguf_converter() if fmt.startswith("gguf") else None
+    backend = target.backend()
+    cluster = isinstance(backend, ClusterBackend)
+    if cluster and fmt != "merged":
+        raise InvalidInput(
+            f"--format {fmt}: in a cluster mg export makes merged safetensors (the runtime image"
+            " carries no llama.cpp converter); export merged, then convert it locally"
+        )
+    if cluster and out and not out.startswith("pvc://"):
+        raise InvalidInput(f"--out {out}: in a cluster, a pvc:// URI on a claim")
+    if not cluster:
+        if not out:
+            raise InvalidInput("--out is needed: the folder to write (new, or empty)")
+        folder = _out_dir(Path(out))
+        converter = gguf_converter() if fmt.startswith("gguf") else None
     mv = ready_version(backend, version)
-    artifact = version_artifact(backend, mv)
     country, region = grid(country, region)
+    mounts: Any = None
+    if isinstance(backend, ClusterBackend):
+        from model_garden.operator.storage import Mounts, resolve
+
+        from .cluster_task import claim_uri, cluster_artifact
+
+        mounts = Mounts()
+        artifact = cluster_artifact(backend, mv, mounts)
+        out = out or claim_uri(backend, mv, "exports", f"{version}-{fmt}")
+        out_dir, converter, shown = mounts.add(resolve(out), writable=True), None, out
+    else:
+        assert isinstance(backend, LocalBackend)
+        out_dir = shown = str(folder)
+        artifact = version_artifact(backend, mv)
     document = ExportConfig(
         artifact=artifact,
         format=fmt,
-        out_dir=str(folder),
+        out_dir=out_dir,
         country=country,
         region=region,
         evaluation=(mv.get("status") or {}).get("evaluation"),
         converter=converter,
     )
     how = "merging the adapter into its base" if artifact.adapter else "copying the weights"
-    result = run_program("model_garden.export", document, f"{version}: {how}…", timeout)
+    if isinstance(backend, ClusterBackend):
+        from .cluster_task import run_task
+
+        result = run_task(
+            backend, mv, "export", document, mounts, image, f"{version}: {how}…", timeout
+        )
+    else:
+        result = run_program("model_garden.export", document, f"{version}: {how}…", timeout)
     if result.get("outcome") != "Succeeded":
         raise CliError(
             f"export of {version} failed: {result.get('reason')}: {result.get('message')}"
@@ -252,14 +288,14 @@ def export(
     }.get(str(result.get("how")), str(result.get("how")))
     size = figure(float(result.get("sizeBytes", 0)) / 1e6)
     files = result.get("files") or []
-    made = next((f"{folder}/{f}" for f in files if f.endswith(".gguf")), str(folder))
+    made = next((f"{shown}/{f}" for f in files if f.endswith(".gguf")), shown)
     kind = "merged safetensors" if fmt == "merged" else f"GGUF ({fmt.removeprefix('gguf-')})"
     click.echo(f"exported {version} ({what}) to {made} as {kind}")
     click.echo(f"  {len(files)} files, {size} MB, {result.get('digest')}")
     for note in result.get("notes") or []:
         click.echo(f"  note: {note}")
-    click.echo(f"  spent {spent(result.get('carbon') or {})}; recorded in {folder}/export.json")
+    click.echo(f"  spent {spent(result.get('carbon') or {})}; recorded in {shown}/export.json")
     if fmt == "merged":
-        click.echo(f'  load it: AutoModelForCausalLM.from_pretrained("{folder}")')
+        click.echo(f'  load it: AutoModelForCausalLM.from_pretrained("{shown}")')
     else:
         click.echo(f'  load it: llama_cpp.Llama(model_path="{made}")')

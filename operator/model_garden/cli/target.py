@@ -176,7 +176,7 @@ class ClusterBackend:
 
     def request(self, method: str, path: str, what: str, body: Any = None) -> Any:
         """One raw API request (paths the executor has no verb for), errors as CLI errors."""
-        return self.guarded(lambda: self.x._call(method, path, body), what)
+        return self.guarded(lambda: self.x.call(method, path, body), what)
 
     def guarded(self, fn: Callable[[], Any], what: str) -> Any:
         """Run one API call; its failures become the CLI's one-line errors and exit codes."""
@@ -230,7 +230,7 @@ class ClusterBackend:
         body = {**body, "metadata": {**body["metadata"], "namespace": self.namespace}}
         path = collection_path(body["apiVersion"], body["kind"], self.namespace)
         created: dict[str, Any] = self.guarded(
-            lambda: self.x._call("POST", path, body),
+            lambda: self.x.call("POST", path, body),
             f"creating {body['kind']} {body['metadata']['name']}",
         )
         return created
@@ -242,20 +242,22 @@ class ClusterBackend:
         must_get(self, kind, name)
         self.guarded(lambda: self.x.delete(self._ref(kind, name)), f"deleting {kind} {name}")
 
-    def _pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        from model_garden.api.labels import LABEL_FTJ_UID
-        from model_garden.operator import observe
-
-        selector = f"{LABEL_FTJ_UID}={job['metadata'].get('uid')}"
-        pods = self.guarded(
-            lambda: self.x.list_objects("v1", "Pod", self.namespace, selector), "listing pods"
-        )
-        return observe.newest_first(pods)
-
     def logs(self, job: dict[str, Any]) -> str:
+        from model_garden.api.labels import LABEL_FTJ_UID
+
+        return self.pod_log(f"{LABEL_FTJ_UID}={job['metadata'].get('uid')}")
+
+    def pod_log(self, selector: str) -> str:
+        """The log of the newest pod the label ``selector`` matches ("" when there is none)."""
         from kubernetes import client
 
-        pods = self._pods(job)
+        from model_garden.operator import observe
+
+        pods = observe.newest_first(
+            self.guarded(
+                lambda: self.x.list_objects("v1", "Pod", self.namespace, selector), "listing pods"
+            )
+        )
         if not pods:
             return ""
         core = client.CoreV1Api(self.x.api)
@@ -268,13 +270,20 @@ class ClusterBackend:
         )
         return str(text)
 
+    def delete_job(self, name: str) -> None:
+        """Delete a Job and (in the background) its pods; gone already is fine."""
+        from model_garden.operator.plan import ObjectRef
+
+        ref = ObjectRef("batch/v1", "Job", self.namespace, name)
+        self.guarded(lambda: self.x.delete(ref), f"deleting Job {name}")
+
     def events(self, kind: str, name: str) -> list[dict[str, Any]]:
         selector = f"involvedObject.name={name},involvedObject.kind={kind}"
         from model_garden.operator.executor import collection_path
 
         try:
             result = self.guarded(
-                lambda: self.x._call(
+                lambda: self.x.call(
                     "GET",
                     collection_path("v1", "Event", self.namespace),
                     query=[("fieldSelector", selector)],

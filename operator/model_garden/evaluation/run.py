@@ -9,21 +9,24 @@ split gets its ``evalLoss`` back. The run is carbon-tracked like training; its r
 
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 
-from model_garden.api.contracts import Outcome, read_document, write_document
-from model_garden.api.offline import SAMPLE_CHARS, EvalConfig, EvalResult, EvalSample
+from model_garden.api.contracts import Outcome, write_document
+from model_garden.api.offline import (
+    SAMPLE_CHARS,
+    EvalConfig,
+    EvalResult,
+    EvalSample,
+    program_main,
+)
 from model_garden.carbon.tracker import TrainingCarbonTracker
 from model_garden.training.datasets import DatasetError, DatasetErrors, load_examples
 from model_garden.training.tokenize import IGNORE_INDEX, resolve_template, tokenize_examples
 
 EXIT_FAILED = 1
-EXIT_INVALID_CONFIG = 2
 EXIT_BAD_INPUT = 3
 
 
@@ -115,14 +118,4 @@ def run(config: EvalConfig) -> tuple[EvalResult, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model_garden.evaluation", description=__doc__)
-    parser.add_argument("--config", required=True, help="EvalConfig JSON file")
-    args = parser.parse_args(argv)
-    try:
-        config = read_document(EvalConfig, args.config)
-    except (OSError, ValueError) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
-    result, code = run(config)
-    print(result.model_dump_json(by_alias=True, exclude_none=True), flush=True)
-    return code
+    return program_main("model_garden.evaluation", __doc__, EvalConfig, run, argv)

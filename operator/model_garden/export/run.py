@@ -9,9 +9,7 @@ written as ``export.json`` in the output folder and printed as the last line of 
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,20 +18,20 @@ from typing import Any
 import yaml
 
 from model_garden.api.common import CarbonReport
-from model_garden.api.contracts import Outcome, read_document, write_document
+from model_garden.api.contracts import Outcome, write_document
 from model_garden.api.digest import artifact_digest
 from model_garden.api.offline import (
     EXPORT_RESULT_FILE,
     ExportConfig,
     ExportFormat,
     ExportResult,
+    program_main,
 )
 from model_garden.carbon.tracker import TrainingCarbonTracker
 
 from .gguf import OUTTYPES, convert
 
 EXIT_FAILED = 1
-EXIT_INVALID_CONFIG = 2
 CARD = "README.md"
 
 
@@ -159,14 +157,4 @@ def run(config: ExportConfig) -> tuple[ExportResult, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m model_garden.export", description=__doc__)
-    parser.add_argument("--config", required=True, help="ExportConfig JSON file")
-    args = parser.parse_args(argv)
-    try:
-        config = read_document(ExportConfig, args.config)
-    except (OSError, ValueError) as exc:
-        print(f"{args.config}: {exc}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
-    result, code = run(config)
-    print(result.model_dump_json(by_alias=True, exclude_none=True), flush=True)
-    return code
+    return program_main("model_garden.export", __doc__, ExportConfig, run, argv)

@@ -143,7 +143,7 @@ class Executor:
         self.timeout = timeout
         self._reconnect = reconnect
 
-    def _call(
+    def call(
         self,
         method: str,
         path: str,
@@ -152,7 +152,9 @@ class Executor:
         content_type: str = "application/json",
         accept: str = "application/json",
     ) -> Any:
-        """One request; raises ApiException on a non-2xx answer, returns the decoded JSON."""
+        """One request on any API path (bounded, re-authenticated once on a 401); raises
+        ApiException on a non-2xx answer, returns the decoded JSON. The verbs above use it;
+        the CLI and the read API use it for paths they have no verb for."""
         try:
             return self._request(method, path, body, query, content_type, accept)
         except ApiException as exc:
@@ -212,7 +214,7 @@ class Executor:
 
     def get(self, ref: ObjectRef) -> dict[str, Any] | None:
         try:
-            return dict(self._call("GET", object_path(ref)))
+            return dict(self.call("GET", object_path(ref)))
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -222,7 +224,7 @@ class Executor:
         self, api_version: str, kind: str, namespace: str, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
         query = [("labelSelector", label_selector)] if label_selector else []
-        result = self._call("GET", collection_path(api_version, kind, namespace), query=query)
+        result = self.call("GET", collection_path(api_version, kind, namespace), query=query)
         items: list[dict[str, Any]] = result.get("items") or []
         return items
 
@@ -236,7 +238,7 @@ class Executor:
         """
         ref = ObjectRef.of(obj)
         try:
-            self._call("POST", collection_path(ref.api_version, ref.kind, ref.namespace), obj)
+            self.call("POST", collection_path(ref.api_version, ref.kind, ref.namespace), obj)
         except ApiException as exc:
             if exc.status != 409:
                 raise
@@ -280,7 +282,7 @@ class Executor:
             self.check_controlled(obj)
         ref = ObjectRef.of(obj)
         try:
-            self._call(
+            self.call(
                 "PATCH",
                 object_path(ref),
                 obj,
@@ -294,11 +296,11 @@ class Executor:
 
     def merge_patch(self, ref: ObjectRef, patch: dict[str, Any], subresource: str = "") -> None:
         path = object_path(ref) + (f"/{subresource}" if subresource else "")
-        self._call("PATCH", path, patch, content_type="application/merge-patch+json")
+        self.call("PATCH", path, patch, content_type="application/merge-patch+json")
 
     def delete(self, ref: ObjectRef) -> None:
         try:
-            self._call(
+            self.call(
                 "DELETE",
                 object_path(ref),
                 {"propagationPolicy": "Background"},
@@ -332,7 +334,7 @@ class Executor:
             "reportingComponent": self.component,
         }
         try:
-            self._call("POST", collection_path("v1", "Event", owner.namespace), event)
+            self.call("POST", collection_path("v1", "Event", owner.namespace), event)
         except ApiException as exc:  # events are best effort; never fail a reconcile on them
             log.warning("cannot post event %s on %s: %s", reason, owner.name, exc.reason)
 

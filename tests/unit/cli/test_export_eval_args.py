@@ -19,7 +19,7 @@ from .conftest import Env, one_line_error
     ("args", "needle"),
     [
         (["export"], "Missing argument 'VERSION'"),
-        (["export", "m-v1"], "Missing option '--out'"),
+        (["export", "m-v1"], "--out is needed"),
         (
             ["export", "m-v1", "--out", "x", "--format", "gguf"],
             "'gguf' is not one of 'merged', 'gguf-f16'",
@@ -78,7 +78,11 @@ def test_an_occupied_out_folder_is_refused(env: Env, tmp_path: Path) -> None:
     assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
 
 
-def test_in_a_cluster_they_say_to_use_local_mode(env: Env, tmp_path: Path) -> None:
+def test_in_a_cluster_paths_must_be_claim_uris_and_gguf_is_made_locally(
+    env: Env, tmp_path: Path
+) -> None:
+    """They run as Jobs there (tests/cluster/test_cli_tasks.py): what names this machine's
+    files is refused before the cluster is asked anything."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
@@ -86,13 +90,14 @@ def test_in_a_cluster_they_say_to_use_local_mode(env: Env, tmp_path: Path) -> No
         "users: [{name: u, user: {token: t}}]\n"
         "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
     )
-    for args in (
-        ["export", "m-v1", "--out", str(tmp_path / "out")],
-        ["eval", "m-v1", "--dataset", str(env.dataset)],
+    for args, needle in (
+        (["export", "m-v1", "--out", str(tmp_path / "out")], "in a cluster, a pvc:// URI"),
+        (["export", "m-v1", "--format", "gguf-f16"], "in a cluster mg export makes merged"),
+        (["eval", "m-v1", "--dataset", str(env.dataset)], "in a cluster, a pvc:// URI"),
     ):
         result = env.run(*args, KUBECONFIG=str(kubeconfig))
         assert result.exit_code == EXIT_USAGE, result.output
-        assert "use local mode (--local)" in one_line_error(result)
+        assert needle in one_line_error(result)
 
 
 def _version(env: Env, name: str, uri: str) -> None:

@@ -51,7 +51,26 @@ def _children() -> list[dict[str, Any]]:
         resources={"gpus": 1},
     )
     objs += plan_inferencedeployment(body, world, SETTINGS, NOW).apply
+    objs.append(_export_job())
     return objs
+
+
+def _export_job() -> dict[str, Any]:
+    """The Job `mg export` runs in a cluster: the artifact read-only, the output writable."""
+    from model_garden.api import ModelVersion
+    from model_garden.api.offline import ExportConfig, VersionArtifact
+    from model_garden.operator.modelversion.tasks import build_task_job
+    from model_garden.operator.storage import Mounts, resolve
+
+    body = mv("chat-v1")
+    mounts = Mounts()
+    path = mounts.add(resolve(body["spec"]["artifact"]["uri"]))
+    out = mounts.add(resolve("pvc://artifacts/team/exports/chat-v1-merged"), writable=True)
+    document = ExportConfig(
+        artifact=VersionArtifact(model_version="chat-v1", path=path, adapter=False), out_dir=out
+    )
+    typed = ModelVersion.model_validate(body)
+    return build_task_job(body, typed, "export", document, mounts, SETTINGS, "chat-v1-export-1")
 
 
 CHILDREN = _children()
@@ -160,6 +179,24 @@ def test_trainer_job_fails_at_once_on_bad_config_or_bad_input_on_a_current_schem
         }
     ]
     kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_export_job_mounts_what_its_config_names_and_passes_it_by_environment() -> None:
+    from model_garden.api.offline import ExportConfig
+
+    (job,) = [o for o in CHILDREN if o["metadata"]["name"] == "chat-v1-export-1"]
+    spec = job["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["command"] == ["python", "-m", "model_garden.export"]
+    assert container["args"] == ["--config-env", "MODEL_GARDEN_TASK_CONFIG"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    config = ExportConfig.model_validate_json(env["MODEL_GARDEN_TASK_CONFIG"])
+    mounts = {m["mountPath"]: m.get("readOnly", False) for m in container["volumeMounts"]}
+    assert mounts[config.artifact.path] is True and mounts[config.out_dir] is False
+    (prepare,) = spec["initContainers"]
+    assert prepare["command"][-1] == config.out_dir, "made by uid 1000 before kubelet would"
+    assert job["spec"]["backoffLimit"] == 0 and job["metadata"]["ownerReferences"]
+    assert spec["automountServiceAccountToken"] is False
 
 
 def test_network_policy_and_api_key_volume_are_in_the_validated_children() -> None:

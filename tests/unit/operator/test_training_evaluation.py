@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from model_garden.api.contracts import (
     TrainingResult,
 )
 from model_garden.api.finetunejob import FineTuneJobSpec
+from model_garden.api.labels import ANNOTATION_EVALUATION
 from model_garden.api.modelversion import ModelVersionStatus
 from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from model_garden.operator.modelversion.plan import ModelVersionWorld, plan_modelversion
@@ -139,14 +141,25 @@ def test_the_versions_reconciler_makes_it_the_first_status_evaluation() -> None:
     assert ModelVersionStatus.model_validate({"evaluation": status_ev}).evaluation
 
 
-def test_a_later_mg_eval_is_not_overwritten() -> None:
+def test_a_later_mg_eval_written_as_the_annotation_replaces_it() -> None:
+    """Users may write metadata, not status: `mg eval` writes the annotation, the reconciler
+    makes it status.evaluation and keeps it; an annotation that is no Evaluation is ignored."""
     spec_ev = _finished(result(evaluation=EVALUATION))["spec"]["evaluation"]
-    plan = plan_modelversion(_version_with(spec_ev), ModelVersionWorld(), SETTINGS, NOW)
-    assert plan.status
-    later = {**plan.status["evaluation"], "loss": 0.5, "dataset": "file:///other.jsonl"}
-    body = _version_with(spec_ev, evaluation=later)
+    first = plan_modelversion(_version_with(spec_ev), ModelVersionWorld(), SETTINGS, NOW).status
+    assert first
+    later = {**first["evaluation"], "loss": 0.5, "perplexity": 1.6487, "energyKwh": 0.002}
+    body = _version_with(spec_ev, evaluation=first["evaluation"])
+    body["metadata"]["annotations"] = {ANNOTATION_EVALUATION: json.dumps(later)}
     plan = plan_modelversion(body, ModelVersionWorld(), SETTINGS, NOW)
-    assert not plan.status or "evaluation" not in plan.status
+    assert plan.status and plan.status["evaluation"]["loss"] == 0.5
+    assert plan.status["evaluation"]["energyKwh"] == 0.002
+    settled = _version_with(spec_ev, evaluation=plan.status["evaluation"])
+    settled["metadata"]["annotations"] = body["metadata"]["annotations"]
+    again = plan_modelversion(settled, ModelVersionWorld(), SETTINGS, NOW)
+    assert not again.status or "evaluation" not in again.status, "level-based: no change"
+    settled["metadata"]["annotations"] = {ANNOTATION_EVALUATION: '{"loss": -1}'}
+    ignored = plan_modelversion(settled, ModelVersionWorld(), SETTINGS, NOW)
+    assert ignored.status and ignored.status["evaluation"]["loss"] == 1.25, "back to spec's"
 
 
 def test_samples_are_shortened_and_dropped_to_fit_the_termination_message() -> None:

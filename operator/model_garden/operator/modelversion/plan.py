@@ -18,7 +18,8 @@ from typing import Any
 from model_garden.api import InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus
 from model_garden.api.display import format_emissions
-from model_garden.api.labels import FINALIZER_IN_USE
+from model_garden.api.labels import ANNOTATION_EVALUATION, FINALIZER_IN_USE
+from model_garden.api.modelversion import Evaluation
 
 from .. import observe
 from ..plan import ObjectRef, Plan
@@ -124,6 +125,20 @@ def _finalizers(plan: Plan, ref: ObjectRef, meta: dict[str, Any], finalizers: li
     )
 
 
+def latest_evaluation(mv: ModelVersion) -> dict[str, Any] | None:
+    """status.evaluation: the latest ``mg eval`` (the annotation it writes), else the
+    evaluation at the end of training. An annotation that is not an Evaluation is ignored."""
+    written = (mv.metadata.annotations or {}).get(ANNOTATION_EVALUATION)
+    if written:
+        try:
+            return Evaluation.model_validate_json(written).to_wire()
+        except ValueError:
+            pass
+    if mv.spec.evaluation is not None:
+        return mv.spec.evaluation.to_status().to_wire()
+    return None
+
+
 def plan_modelversion(
     body: dict[str, Any],
     world: ModelVersionWorld,
@@ -160,9 +175,9 @@ def plan_modelversion(
     training = mv.spec.training_carbon
     training_kg = float(training.emissions_kg) if training else 0.0
     st.fields["trainingEmissionsKg"] = training_kg
-    if mv.spec.evaluation is not None and not st.current.get("evaluation"):
-        # the end-of-training evaluation, until an mg eval (which patches status) replaces it
-        st.fields["evaluation"] = mv.spec.evaluation.to_status().to_wire()
+    evaluation = latest_evaluation(mv)
+    if evaluation is not None:
+        st.fields["evaluation"] = evaluation
     shares = serving_totals(
         mv.metadata.name, list(st.current.get("servingByDeployment") or []), world.deployments
     )
