@@ -10,16 +10,34 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
 
 from model_garden.api.common import ApiModel
 
 from .errors import CliError, InvalidInput
 from .target import ClusterBackend
 
+F = TypeVar("F", bound=Callable[..., Any])
 KIND = "ModelVersion"
 POLL_SECONDS = 2.0
+UNSCHEDULABLE_GRACE_SECONDS = 60.0
+"""How long a pod may stay unschedulable before the CLI gives up (a cluster autoscaler may
+add a node in that time)."""
 MAX_BASE_HOPS = 8
+
+
+def cluster_task_options(fn: F) -> F:
+    """``--image``, ``--cpu``, ``--memory``: the Job's, when the command runs in a cluster."""
+    fn = click.option("--memory", help="In a cluster: the Job's memory [default: 4Gi].")(fn)
+    fn = click.option("--cpu", help="In a cluster: the Job's CPU [default: 1].")(fn)
+    return click.option(
+        "--image",
+        help="In a cluster: the Job's image [default: config image, else the operator's"
+        " trainer image].",
+    )(fn)
 
 
 def cluster_artifact(backend: ClusterBackend, mv: dict[str, Any], mounts: Any) -> Any:
@@ -71,12 +89,16 @@ def run_task(
     task: str,
     document: ApiModel,
     mounts: Any,
-    image: str | None,
+    job: dict[str, str | None],
     what: str,
     timeout: float | None,
 ) -> dict[str, Any]:
-    """Make the task's Job, wait for it, return the result document its program printed."""
+    """Make the task's Job (``job``: the image, cpu and memory options), wait for it, return
+    the result document its program printed."""
+    from pydantic import ValidationError
+
     from model_garden.api import ModelVersion
+    from model_garden.api.common import Resources
     from model_garden.operator.modelversion.tasks import build_task_job
     from model_garden.operator.settings import OperatorSettings
 
@@ -84,22 +106,33 @@ def run_task(
     from .output import console
 
     settings = OperatorSettings()
-    chosen = image or cli_config.load().get("image")
+    chosen = job.get("image") or cli_config.load().get("image")
     if chosen:
         settings = settings.model_copy(update={"trainer_image": chosen})
+    try:
+        resources = Resources.model_validate({"cpu": job.get("cpu"), "memory": job.get("memory")})
+    except ValidationError as exc:
+        raise InvalidInput(f"--cpu/--memory: {exc.errors()[0]['msg']}") from exc
     typed = ModelVersion.model_validate(mv)
-    job = backend.create(build_task_job(mv, typed, task, document, mounts, settings))
-    name = job["metadata"]["name"]
+    made = build_task_job(mv, typed, task, document, mounts, settings, resources=resources)
+    created = backend.create(made)
+    name = created["metadata"]["name"]
     deadline = None if timeout is None else time.monotonic() + timeout
+    current, started = created, time.monotonic()
     try:
         with console(stderr=True).status(f"{what} (Job {name})"):
-            while (state := _finished(job)) is None:
+            while (state := _finished(current)) is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise CliError(f"Job {name} did not finish in {timeout:.0f}s")
                 time.sleep(POLL_SECONDS)
-                job = backend.guarded(lambda: backend.x.get(_job_ref(backend, name)), name) or {}
-                if not job:
+                current = (
+                    backend.guarded(lambda: backend.x.get(_job_ref(backend, name)), name) or {}
+                )
+                if not current:
                     raise CliError(f"Job {name} was deleted before it finished")
+                stuck = _unschedulable(backend, name)
+                if stuck and time.monotonic() - started > UNSCHEDULABLE_GRACE_SECONDS:
+                    raise CliError(f"Job {name} cannot start: {stuck} (try --cpu/--memory)")
         log = backend.pod_log(f"job-name={name}")
     finally:
         backend.delete_job(name)
@@ -110,6 +143,22 @@ def run_task(
         tail = (log.strip().splitlines() or ["no log"])[-1]
         raise CliError(f"Job {name} ({state}): {tail}") from exc
     return result
+
+
+def _unschedulable(backend: ClusterBackend, job: str) -> str | None:
+    """The scheduler's message while the Job's pod cannot be placed, else None."""
+    selector = f"job-name={job}"
+    pods = backend.guarded(
+        lambda: backend.x.list_objects("v1", "Pod", backend.namespace, selector), "listing pods"
+    )
+    for pod in pods:
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                return str(condition.get("message") or "unschedulable")
+    return None
 
 
 def _job_ref(backend: ClusterBackend, name: str) -> Any:

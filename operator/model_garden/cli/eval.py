@@ -16,6 +16,7 @@ import click
 
 from model_garden.api.labels import ANNOTATION_EVALUATION
 
+from .cluster_task import cluster_task_options
 from .errors import CliError, InvalidInput
 from .export import grid, ready_version, run_program, spent, version_artifact
 from .output import OUTPUT_OPTION, emit, figure
@@ -74,10 +75,7 @@ def status_evaluation(result: dict[str, Any], report: str) -> dict[str, Any]:
 @click.option("--country", help="ISO alpha-3 country of this machine's grid [default: config].")
 @click.option("--region", help="Grid region, e.g. california [default: config].")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
-@click.option(
-    "--image",
-    help="In a cluster: the Job's image [default: config image, else the operator's trainer image].",
-)
+@cluster_task_options
 @OUTPUT_OPTION
 @target_options
 def eval_(
@@ -95,6 +93,8 @@ def eval_(
     region: str | None,
     timeout: float | None,
     image: str | None,
+    cpu: str | None,
+    memory: str | None,
     output: str,
 ) -> None:
     """Evaluate a ModelVersion on a held-out dataset: loss, perplexity, sample generations.
@@ -154,7 +154,14 @@ def eval_(
         from .cluster_task import run_task
 
         result = run_task(
-            backend, mv, "eval", document, mounts, image, f"{version}: evaluating…", timeout
+            backend,
+            mv,
+            "eval",
+            document,
+            mounts,
+            {"image": image, "cpu": cpu, "memory": memory},
+            f"{version}: evaluating…",
+            timeout,
         )
     else:
         result = run_program(

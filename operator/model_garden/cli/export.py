@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from . import config as cli_config
+from .cluster_task import cluster_task_options
 from .errors import CliError, InvalidInput
 from .output import OUTPUT_OPTION, condition, emit, figure
 from .target import Backend, ClusterBackend, LocalBackend, Target, must_get, target_options
@@ -190,10 +191,7 @@ def _out_dir(out: Path) -> Path:
     help="The folder to write (new, or empty); in a cluster a pvc:// URI"
     " [default there: pvc://<the version's claim>/<namespace>/exports/<version>-<format>].",
 )
-@click.option(
-    "--image",
-    help="In a cluster: the Job's image [default: config image, else the operator's trainer image].",
-)
+@cluster_task_options
 @click.option("--country", help="ISO alpha-3 country of this machine's grid [default: config].")
 @click.option("--region", help="Grid region, e.g. california [default: config].")
 @click.option("--timeout", type=float, help="Give up after this many seconds.")
@@ -205,6 +203,8 @@ def export(
     fmt: str,
     out: str | None,
     image: str | None,
+    cpu: str | None,
+    memory: str | None,
     country: str | None,
     region: str | None,
     timeout: float | None,
@@ -270,7 +270,14 @@ def export(
         from .cluster_task import run_task
 
         result = run_task(
-            backend, mv, "export", document, mounts, image, f"{version}: {how}…", timeout
+            backend,
+            mv,
+            "export",
+            document,
+            mounts,
+            {"image": image, "cpu": cpu, "memory": memory},
+            f"{version}: {how}…",
+            timeout,
         )
     else:
         result = run_program("model_garden.export", document, f"{version}: {how}…", timeout)

@@ -33,6 +33,10 @@ TASK_CONFIG_ENV = "MODEL_GARDEN_TASK_CONFIG"
 """The environment variable holding the task's config document (JSON)."""
 TASK_CONTAINER = "task"
 TASK_DEADLINE_SECONDS = 6 * 3600
+TASK_CPU = "1"
+TASK_MEMORY = "4Gi"
+"""A task's default request and limit: one core and room for a small model in fp32 (the
+trainer's defaults, sized for training, would not fit beside a node's other pods)."""
 
 
 def task_job_name(mv_name: str, task: str, suffix: str | None = None) -> str:
@@ -48,6 +52,7 @@ def build_task_job(
     mounts: Mounts,
     settings: OperatorSettings,
     name: str | None = None,
+    resources: Resources | None = None,
 ) -> dict[str, Any]:
     """A Job running ``python -m <program> --config-env MODEL_GARDEN_TASK_CONFIG`` once.
 
@@ -60,8 +65,11 @@ def build_task_job(
         (LABEL_MV_UID, mv.metadata.uid),
         {LABEL_MODEL: mv.spec.model},
     )
+    wanted = resources or Resources()
     scratch, scratch_mounts = scratch_volumes(
-        settings.tmp_size_limit, settings.cache_size_limit, shm_size_limit=settings.trainer_memory
+        settings.tmp_size_limit,
+        settings.cache_size_limit,
+        shm_size_limit=wanted.memory or TASK_MEMORY,
     )
     image = settings.trainer_image
     config = document.model_dump_json(by_alias=True, exclude_none=True)
@@ -72,12 +80,7 @@ def build_task_job(
         "command": ["python", "-m", TASK_PROGRAMS[task]],
         "args": ["--config-env", TASK_CONFIG_ENV],
         "env": [*CACHE_ENV, {"name": TASK_CONFIG_ENV, "value": config}],
-        "resources": compute(
-            Resources(),
-            settings.trainer_cpu,
-            settings.trainer_memory,
-            settings.ephemeral_storage_request,
-        ),
+        "resources": compute(wanted, TASK_CPU, TASK_MEMORY, settings.ephemeral_storage_request),
         "securityContext": container_security_context(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": mounts.volume_mounts() + scratch_mounts,
