@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "carbon": ("carbon:carbon", "Carbon report (by job, version, model, …) and grid intensities."),
     "quickstart": ("quickstart:quickstart", "The whole flow on the embedded tiny model, on CPU."),
     "dataset": ("dataset:dataset", "Training datasets: validate, preview, stats, convert."),
+    "dashboard": ("dashboard:dashboard", "The read API and web dashboard, on 127.0.0.1."),
     "config": ("config:config", "View and set the CLI's defaults."),
     "crds": ("crds:crds", "CRDs of our three kinds: generate, or install on the cluster."),
     "version": ("main:version", "Print the version of the CLI."),

@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field, model_validator
@@ -113,6 +115,8 @@ class Accountant:
         window_s: float = 300.0,
         state: MeterState | None = None,
         state_path: Path | None = None,
+        history_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.intensity = intensity_g_per_kwh
         self.country = country
@@ -126,6 +130,10 @@ class Accountant:
         self._last_in_flight = 0.0
         self._last_energy: dict[str, float] | None = None
         self.vllm_up = False
+        self.history_every_s = history_every_s
+        self._clock = clock
+        self._history_at: float | None = None
+        self._history_tokens = 0
 
     @classmethod
     def resume(cls, state_path: Path, **kwargs: object) -> Accountant:
@@ -260,3 +268,40 @@ class Accountant:
         tmp = self.state_path.with_name(f".{self.state_path.name}.tmp")
         tmp.write_text(self.state.model_dump_json())
         tmp.replace(self.state_path)
+        self.append_history()
+
+    @property
+    def history_path(self) -> Path | None:
+        """``<state>.history.jsonl`` beside the state file (None without a state file)."""
+        if self.state_path is None:
+            return None
+        return self.state_path.with_name(f"{self.state_path.stem}.history.jsonl")
+
+    def append_history(self) -> None:
+        """Append one line of the totals, at most every ``history_every_s`` (the read API's
+        serving history when no Prometheus keeps the series)."""
+        path, now = self.history_path, self._clock()
+        if path is None:
+            return
+        if self._history_at is not None and now - self._history_at < self.history_every_s:
+            return
+        c = self.carbon()
+        tokens = c.prompt_tokens + c.generation_tokens
+        rate = None
+        if self._history_at is not None and now > self._history_at:
+            rate = max(tokens - self._history_tokens, 0) / (now - self._history_at)
+        line = {
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "energyKwh": c.energy_joules / JOULES_PER_KWH,
+            "emissionsKg": c.emissions_grams / 1000.0,
+            "tokens": tokens,
+            "tokensPerSecond": rate,
+            "joulesPerToken": c.joules_per_token,
+            "gramsPer1kTokens": c.grams_per_1k_tokens,
+        }
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError:  # history is a convenience: the totals file is what counts
+            return
+        self._history_at, self._history_tokens = now, tokens

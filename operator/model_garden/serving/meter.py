@@ -227,6 +227,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-file", type=Path, default=None)
     parser.add_argument("--interval", type=float, default=1.0, help="Seconds between samples.")
     parser.add_argument("--window", type=float, default=300.0, help="Sliding window, seconds.")
+    parser.add_argument(
+        "--history-interval",
+        type=float,
+        default=60.0,
+        help="Seconds between lines of the history file beside the state file.",
+    )
     parser.add_argument("--country", default="USA", help="ISO alpha-3 country of the grid.")
     parser.add_argument("--region", default=None)
     parser.add_argument(
@@ -251,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         country=grid.country,
         region=grid.region,
         window_s=args.window,
+        history_every_s=args.history_interval,
     )
     source = open_energy_source(args.energy_source, pid=args.pid)
     meter = Meter(args.vllm_url, source, accountant, args.deployment, args.namespace, grid.source)

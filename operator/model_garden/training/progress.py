@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from model_garden.api.contracts import TrainingConfig, TrainingProgress, TrainingState
@@ -50,6 +52,9 @@ class ProgressTracker:
         self._tokens = 0
         self.total_tokens = 0
         self.labels: dict[str, str] = {}
+        self.history: Path | None = None
+        """history.jsonl beside the outputs: one line per step (and per evaluation), read by the
+        read API's loss curves when no Prometheus keeps the series."""
 
     def resume_at(self, total_steps: int, step: int, tokens: int) -> None:
         """Start counting from a checkpoint: throughput and ETA cover this process's steps."""
@@ -79,11 +84,33 @@ class ProgressTracker:
                 elapsed = max(now - self._started, 1e-9)
                 p.tokens_per_second = self._tokens / elapsed
                 p.eta_seconds = eta(step - self._start_step, elapsed, p.total_steps - step)
+            self._append_history()
             return p.model_copy()
 
     def set_eval_loss(self, value: float) -> None:
         with self._lock:
             self.progress.eval_loss = value
+            self._append_history()
+
+    def _append_history(self) -> None:
+        """One line for the step just logged (a second line for a step replaces the first)."""
+        if self.history is None:
+            return
+        p = self.progress
+        line = {
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "step": p.step,
+            "epoch": p.epoch,
+            "loss": p.loss,
+            "evalLoss": p.eval_loss,
+            "learningRate": p.learning_rate,
+            "tokensPerSecond": p.tokens_per_second,
+        }
+        try:
+            with self.history.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(line) + "\n")
+        except OSError:  # history is a convenience: a full disk must not stop training
+            self.history = None
 
     def set_carbon(self, energy_kwh: float, emissions_kg: float, method: str) -> None:
         with self._lock:

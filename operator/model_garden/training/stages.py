@@ -36,6 +36,9 @@ from .exits import EXIT_FAILED
 from .session import Finished, RunContext, default_threads, log
 from .tokenize import Tokenized, resolve_template, tokenize_examples
 
+HISTORY_FILE = "history.jsonl"
+"""Beside the outputs: the trainer's per-step history (progress.ProgressTracker writes it)."""
+
 
 @dataclass
 class Tokens:
@@ -68,6 +71,7 @@ def claim_output(ctx: RunContext) -> None:
     """The output directory, before anything is written: ours (marked with the job's uid), or
     refused untouched (``OutputNotOurs``), since a later stage replaces what it holds."""
     ctx.result_dir = ownership.claim(Path(ctx.config.runtime.output_dir), ctx.owner)
+    ctx.tracker.history = ctx.result_dir / HISTORY_FILE
 
 
 def check_dataset(ctx: RunContext) -> DatasetReport:
