@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from model_garden.api.labels import ANNOTATION_EVALUATION
 from model_garden.local.store import LocalStore
 from model_garden.readapi import ReadApiSettings, create_app
 from model_garden.readapi.local import LocalSource
@@ -273,3 +274,29 @@ def test_the_built_dashboard_is_served_beside_the_api(source: LocalSource, tmp_p
         assert http.get("/assets/app.js").text == "console.log('hi')"
         assert http.get("/api/v1/info").json()["mode"] == "local"
         assert http.get("/api/openapi.json").status_code == 200
+
+
+def test_a_later_mg_eval_shows_in_the_card(client: TestClient, store: LocalStore) -> None:
+    """`mg eval` writes the annotation, the reconciler the status; the card shows the figures."""
+    evaluation = {
+        "dataset": "held.jsonl",
+        "loss": 1.5,
+        "perplexity": 4.4817,
+        "examples": 24,
+        "tokens": 300,
+        "evaluatedAt": "2026-11-27T12:00:00Z",
+        "energyKwh": 0.0001,
+        "emissionsKg": 0.00002,
+        "method": "estimated",
+    }
+    store.patch(
+        "ModelVersion",
+        "pets-v1",
+        {
+            "metadata": {"annotations": {ANNOTATION_EVALUATION: json.dumps(evaluation)}},
+            "status": {"evaluation": evaluation},
+        },
+    )
+    card = client.get(f"{V1}/modelversions/default/pets-v1/card").json()["markdown"]
+    assert card.startswith("# pets-v1") and "## Evaluation" in card
+    assert "On `held.jsonl` (24 examples, 300 tokens scored): loss 1.5000" in card

@@ -120,6 +120,19 @@ class Evaluation(ApiModel):
     report: str | None = Field(default=None, description="Where the full report (eval.json) is.")
 
 
+def evaluation_card_lines(ev: Evaluation) -> list[str]:
+    """A model card's "Evaluation" section for a version's status.evaluation (the exported
+    card and the dashboard's card say the same)."""
+    carbon = f"; {ev.emissions_kg * 1000:.6g} g CO2e, {ev.method}" if ev.energy_kwh else ""
+    return [
+        "## Evaluation",
+        "",
+        f"On `{ev.dataset}` ({ev.examples} examples, {ev.tokens} tokens scored): loss "
+        f"{ev.loss:.4f}, perplexity {ev.perplexity:.4f} ({ev.evaluated_at:%Y-%m-%d}{carbon}).",
+        "",
+    ]
+
+
 class TrainedEvaluation(ApiModel):
     """The FineTuneJob's spec.evaluation at the end of training, as the version keeps it
     (decimal strings: spec has no floats); the reconciler turns it into status.evaluation."""

@@ -20,6 +20,7 @@ import yaml
 from model_garden.api.common import CarbonReport
 from model_garden.api.contracts import Outcome, write_document
 from model_garden.api.digest import artifact_digest
+from model_garden.api.modelversion import evaluation_card_lines
 from model_garden.api.offline import (
     EXPORT_RESULT_FILE,
     ExportConfig,
@@ -71,16 +72,8 @@ def export_card(original: str | None, config: ExportConfig, how: str, carbon: Ca
         f"({where}), **{carbon.method}**.",
         "",
     ]
-    ev = config.evaluation
-    if ev is not None:
-        lines += [
-            "## Evaluation",
-            "",
-            f"On `{ev.dataset}` ({ev.examples} examples, {ev.tokens} tokens scored): loss "
-            f"{ev.loss:.4f}, perplexity {ev.perplexity:.4f} (`mg eval`, {ev.evaluated_at:%Y-%m-%d}"
-            f"; {ev.emissions_kg * 1000:.6g} g CO2e, {ev.method}).",
-            "",
-        ]
+    if config.evaluation is not None:
+        lines += evaluation_card_lines(config.evaluation)
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n" + "\n".join(lines)
 
 

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
+from model_garden.api.labels import ANNOTATION_EVALUATION
+from model_garden.api.modelversion import evaluation_card_lines
 
 from .. import models
 from ..deps import CallerDep, SourceDep, must_get
@@ -76,7 +78,13 @@ def card(source: SourceDep, caller: CallerDep, namespace: str, name: str) -> mod
     the version's fields."""
     mv = must_parse(ModelVersion, must_get(source, KIND, namespace, name, caller))
     text = _card_file(source, mv)
-    return models.Card(markdown=text if text is not None else _card_from_fields(mv))
+    markdown = text if text is not None else _card_from_fields(mv)
+    if ANNOTATION_EVALUATION in mv.metadata.annotations and mv.status and mv.status.evaluation:
+        # a later `mg eval` than the card the trainer wrote: shown with it
+        markdown = (
+            markdown.rstrip("\n") + "\n\n" + "\n".join(evaluation_card_lines(mv.status.evaluation))
+        )
+    return models.Card(markdown=markdown)
 
 
 def _card_file(source: Any, mv: ModelVersion) -> str | None:
