@@ -57,6 +57,9 @@ def test_loss_and_perplexity_are_printed_and_saved_with_the_version(
         assert got["energyKwh"] > 0 and got["emissionsKg"] > 0
     # the fine-tune learnt the task: lower loss than its base on data it never saw
     assert ev["pets-v1"]["loss"] < ev["tiny-v1"]["loss"], ev
+    ops = home["store"].get("ModelVersion", "pets-v1")["status"]["carbonByOperation"]
+    assert ops["evaluation"]["count"] >= 1
+    assert ops["evaluation"]["emissionsKg"] >= ev["pets-v1"]["emissionsKg"]
     table = mg(home["env"], "versions", "get", "pets-v1").stdout
     assert "evaluation" in table and "perplexity" in table
 

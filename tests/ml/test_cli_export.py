@@ -48,6 +48,20 @@ def test_the_adapter_is_merged_into_safetensors_with_its_tokenizer(
     assert "library_name: transformers" in (out / "README.md").read_text()
 
 
+def test_the_export_is_counted_in_the_versions_carbon(
+    home: dict[str, Any], exported: dict[str, Any]
+) -> None:
+    status = home["store"].get("ModelVersion", "pets-v1")["status"]
+    ops = status["carbonByOperation"]
+    spent = json.loads((exported["out"] / "export.json").read_text())["carbon"]
+    assert ops["export"]["count"] >= 1
+    assert ops["export"]["emissionsKg"] >= spent["emissionsKg"] > 0
+    assert {"training", "verification", "export"} <= set(ops)
+    assert status["lifetimeEmissionsKg"] == pytest.approx(
+        sum(v["emissionsKg"] for v in ops.values())
+    )
+
+
 def test_the_export_is_carbon_tracked_and_recorded(exported: dict[str, Any]) -> None:
     result = json.loads((exported["out"] / "export.json").read_text())
     assert result["outcome"] == "Succeeded" and result["how"] == "merged"

@@ -140,6 +140,9 @@ def test_mg_batch_offline_runs_the_version_on_vllms_offline_engine(
     assert [r["custom_id"] for r in results] == ["r0", "r1", "r2"], "input order kept"
     assert all(r["response"]["status_code"] == 200 for r in results)
     assert json.loads((tmp_path / "results.jsonl.summary.json").read_text()) == doc
+    version = json.loads(mg(served["env"], "versions", "get", "pets-v1", "-o", "json").stdout)
+    batch = version["status"]["carbonByOperation"]["batch"]
+    assert batch["count"] == 1 and batch["energyKwh"] * 3.6e6 >= doc["carbon"]["energyJoules"]
 
 
 def test_the_deployment_reports_its_serving_carbon(served: dict[str, Any]) -> None:

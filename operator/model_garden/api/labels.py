@@ -12,6 +12,7 @@ from .common import API_VERSION, GROUP, VERSION
 __all__ = [
     "ANNOTATION_CONFIG_HASH",
     "ANNOTATION_EVALUATION",
+    "ANNOTATION_OPERATIONS_CARBON",
     "ANNOTATION_VERSION",
     "API_VERSION",
     "FIELD_MANAGER",
@@ -57,6 +58,9 @@ LABEL_KUEUE_QUEUE = "kueue.x-k8s.io/queue-name"
 ANNOTATION_VERSION = "modelgarden.dev/model-version"
 ANNOTATION_CONFIG_HASH = "modelgarden.dev/config-hash"
 ANNOTATION_EVALUATION = "modelgarden.dev/evaluation"
+ANNOTATION_OPERATIONS_CARBON = "modelgarden.dev/operations-carbon"
+"""On a ModelVersion: the carbon of the operations the CLI ran on it (export, evaluation,
+batch), as JSON ``{kind: OperationCarbon}``; the reconciler adds it to the version's totals."""
 """On a ModelVersion: the latest ``mg eval`` (an Evaluation as JSON). Users may write metadata,
 not status: the reconciler checks it and makes it status.evaluation."""
 FINALIZER_IN_USE = "modelgarden.dev/in-use-protection"

@@ -95,6 +95,46 @@ class TrainingCarbon(ApiModel):
     )
 
 
+class OperationKind(StrEnum):
+    """Every kind of operation whose carbon a version carries (tests enumerate them)."""
+
+    TRAINING = "training"
+    VERIFICATION = "verification"
+    EXPORT = "export"
+    EVALUATION = "evaluation"
+    BATCH = "batch"
+    SERVING = "serving"
+
+
+USER_RECORDED_OPERATIONS = (OperationKind.EXPORT, OperationKind.EVALUATION, OperationKind.BATCH)
+"""Run by the CLI on the user's behalf (``mg export``, ``mg eval``, ``mg batch --offline``),
+which records them in the ``modelgarden.dev/operations-carbon`` annotation; the others come from
+what the operator itself observed (the job's result, its verification Job, the meters)."""
+
+
+class OperationCarbon(ApiModel):
+    """The energy and emissions of one kind of operation on this version, all runs together."""
+
+    energy_kwh: float = Field(default=0.0, ge=0, description="kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="kg CO2e.")
+    count: int = Field(default=0, ge=0, description="How many operations are counted.")
+    method: CarbonMethod = Field(
+        default=CarbonMethod.ESTIMATED,
+        description="measured when every counted operation was measured, else estimated.",
+    )
+
+    def plus(self, other: OperationCarbon) -> OperationCarbon:
+        """Both counted together (an empty side, count 0, takes the other's method)."""
+        methods = {c.method for c in (self, other) if c.count}
+        measured = methods == {CarbonMethod.MEASURED}
+        return OperationCarbon(
+            energy_kwh=self.energy_kwh + other.energy_kwh,
+            emissions_kg=self.emissions_kg + other.emissions_kg,
+            count=self.count + other.count,
+            method=CarbonMethod.MEASURED if measured else CarbonMethod.ESTIMATED,
+        )
+
+
 class Stage(StrEnum):
     NONE = "none"
     STAGING = "staging"
@@ -240,8 +280,16 @@ class ModelVersionStatus(ApiModel):
             " the serving totals are their sums."
         ),
     )
+    carbon_by_operation: dict[str, OperationCarbon] = Field(
+        default_factory=dict,
+        description=(
+            "Energy and emissions by kind of operation: training, verification, export,"
+            " evaluation, batch, serving."
+        ),
+    )
     lifetime_emissions_kg: float | None = Field(
-        default=None, description="Training plus serving emissions, kg CO2e."
+        default=None,
+        description="Every operation's emissions together (carbonByOperation), kg CO2e.",
     )
     lifetime_emissions: str | None = Field(
         default=None,

@@ -218,7 +218,20 @@ def _offline(
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise CliError(f"the offline batch exited {proc.returncode}: {tail}")
     doc: dict[str, Any] = json.loads(summary_path.read_text(encoding="utf-8"))
+    from .ledger import record
+
+    record(backend, version, "batch", batch_carbon(doc))
     return doc
+
+
+def batch_carbon(doc: dict[str, Any]) -> dict[str, Any]:
+    """The whole offline batch (the engine's start-up included: it ran for this batch alone)
+    as the version's ledger counts an operation: kWh, kg, method."""
+    wire = doc.get("carbon") or {}
+    startup = doc.get("engineStartup") or {}
+    joules = float(wire.get("energyJoules") or 0.0) + float(startup.get("energyJoules") or 0.0)
+    grams = float(wire.get("emissionsGrams") or 0.0) + float(startup.get("emissionsGrams") or 0.0)
+    return {"energyKwh": joules / 3.6e6, "emissionsKg": grams / 1000.0, "method": "estimated"}
 
 
 def _report(doc: dict[str, Any], output: str, output_file: str, summary_path: Path) -> None:

@@ -1,6 +1,7 @@
-"""``model-garden carbon report|regions``: emissions by job, version, model, deployment,
-experiment or region (from the objects' status, :mod:`model_garden.carbon.report`), and the grid
-intensities the tracker uses."""
+"""``model-garden carbon report|regions|recommend``: emissions by job, version, model, deployment,
+experiment or region (from the objects' status, :mod:`model_garden.carbon.report`), the grid
+intensities the tracker uses, and advice with its estimated saving
+(:mod:`model_garden.carbon.recommend`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import csv
 import io
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import click
+import yaml
 
-from .output import figure, show
-from .target import Target, target_options
+from .errors import InvalidInput
+from .output import OUTPUT_OPTION, figure, show
+from .target import Target, must_get, target_options
 
 FORMATS = ("table", "csv", "json")
 BY = ("job", "version", "model", "deployment", "experiment", "region", "operation")
@@ -58,6 +62,7 @@ def carbon() -> None:
     Example:
       mg carbon report --by model
       mg carbon regions --country FRA
+      mg carbon recommend --region FRA --region SWE
     """
 
 
@@ -149,3 +154,197 @@ def regions(country: str | None, output: str) -> None:
             [[r["country"], figure(r["gPerKwh"]), r["source"]] for r in rows],
             numeric={1},
         )
+
+
+KINDS = {
+    "finetunejob": "FineTuneJob",
+    "ftj": "FineTuneJob",
+    "inferencedeployment": "InferenceDeployment",
+    "idep": "InferenceDeployment",
+}
+
+
+def _kind_name(value: str, option: str) -> tuple[str, str]:
+    """``KIND/NAME`` (kind: FineTuneJob, ftj, InferenceDeployment, idep) → (kind, name)."""
+    kind, sep, name = value.partition("/")
+    if not sep or not name or kind.lower() not in KINDS:
+        raise click.BadParameter(
+            f"{value!r} is not KIND/NAME with KIND one of FineTuneJob (ftj),"
+            " InferenceDeployment (idep)",
+            param_hint=option,
+        )
+    return KINDS[kind.lower()], name
+
+
+def _regions(values: tuple[str, ...]) -> dict[str, float]:
+    """Candidate regions: ``CODE=G`` as given, a bare ``CODE`` at the tracker's intensity."""
+    from model_garden.carbon.grid import grid_intensity
+    from model_garden.carbon.recommend import candidate_regions
+
+    try:
+        return candidate_regions(values, lambda code: grid_intensity(code).g_per_kwh)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--region") from None
+
+
+def _utilisation(values: tuple[str, ...]) -> dict[str, float]:
+    from model_garden.carbon.recommend import key
+
+    out: dict[str, float] = {}
+    for value in values:
+        target, sep, share = value.rpartition("=")
+        kind, name = _kind_name(target, "--gpu-utilisation")
+        try:
+            fraction = float(share)
+        except ValueError:
+            fraction = -1.0
+        if not sep or not 0 <= fraction <= 1:
+            raise click.BadParameter(
+                f"{value!r}: KIND/NAME=FRACTION, a fraction from 0 to 1",
+                param_hint="--gpu-utilisation",
+            )
+        out[key(kind, name)] = fraction
+    return out
+
+
+def _local_histories(backend: Any) -> dict[str, list[dict[str, Any]]]:
+    """Each job's trainer history (history.jsonl beside its outputs in the local store)."""
+    from model_garden.api.labels import LABEL_MV
+    from model_garden.carbon.recommend import key
+    from model_garden.operator.finetunejob.objects import job_name
+    from model_garden.readapi import history
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for ftj in backend.items("FineTuneJob"):
+        name = str(ftj["metadata"]["name"])
+        job = backend.store.get("Job", job_name(name)) or {}
+        version = (job.get("metadata") or {}).get("labels", {}).get(LABEL_MV)
+        uri = history.job_output_uri(ftj, version)
+        path = backend.store.local_path(uri) / history.JOB_HISTORY if uri else None
+        if path is not None and path.exists():
+            out[key("FineTuneJob", name)] = history.read_jsonl([path])
+    return out
+
+
+@carbon.command()
+@click.option(
+    "--target",
+    "target_ref",
+    metavar="KIND/NAME",
+    help="Only this object, e.g. ftj/tune or idep/bot.",
+)
+@click.option(
+    "--region",
+    "candidates",
+    multiple=True,
+    metavar="CODE[=G]",
+    help="A region it could run in (repeat): CODE at the tracker's intensity, or CODE=G g/kWh.",
+)
+@click.option(
+    "--forecast",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Grid intensity forecast, JSON: [{time, gPerKwh}] or Electricity Maps' {forecast}.",
+)
+@click.option(
+    "--gpu-utilisation",
+    "utilisation",
+    multiple=True,
+    metavar="KIND/NAME=FRACTION",
+    help="Mean GPU utilisation of an object, 0 to 1 (repeat).",
+)
+@OUTPUT_OPTION
+@target_options
+def recommend(
+    target: Target,
+    target_ref: str | None,
+    candidates: tuple[str, ...],
+    forecast: str | None,
+    utilisation: tuple[str, ...],
+    output: str,
+) -> None:
+    """Advice to emit less, each with its estimated saving (kg CO2e) and its assumptions.
+
+    Rules (docs/carbon.md): LoRA/QLoRA instead of full fine-tuning of a large model; a cleaner
+    region among --region; a cleaner time window from --forecast; early stopping once eval loss
+    flattened (local mode reads the trainer's history); scale to zero or batch a deployment
+    that idles or serves few tokens per joule; fewer GPUs when --gpu-utilisation is low. A rule
+    that lacks an input says so instead of guessing.
+
+    \b
+    Example:
+      mg carbon recommend
+      mg carbon recommend --region FRA --region SWE=41 --target ftj/tune
+      mg carbon recommend --forecast forecast.json -o json
+    """
+    from model_garden.carbon.recommend import evaluate, forecast_points, from_objects
+
+    wanted = _kind_name(target_ref, "--target") if target_ref else None
+    regions = _regions(candidates)
+    points = None
+    if forecast:
+        try:
+            points = forecast_points(json.loads(Path(forecast).read_text(encoding="utf-8")))
+        except ValueError as exc:
+            raise InvalidInput(f"--forecast {forecast}: {exc}") from exc
+    backend = target.backend()
+    backend.refresh()
+    if wanted:
+        must_get(backend, *wanted)
+    jobs, deployments, skipped = from_objects(
+        backend.items("FineTuneJob"),
+        backend.items("ModelVersion"),
+        backend.items("InferenceDeployment"),
+        histories=_local_histories(backend) if backend.local else None,
+        utilisation=_utilisation(utilisation),
+    )
+    advice = evaluate(jobs, deployments, regions=regions, forecast=points)
+    found = advice.recommendations
+    unknown = advice.unknown
+    if wanted:
+        found = [r for r in found if (r.target_kind, r.target) == wanted]
+        unknown = [u for u in unknown if (u.target_kind, u.target) in (wanted, ("", ""))]
+    if output in ("json", "yaml"):
+        doc = {
+            "recommendations": [asdict(r) for r in found],
+            "unknown": [asdict(u) for u in unknown],
+            "skipped": skipped,
+        }
+        if output == "json":
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
+        return
+    if found:
+        _table(
+            ["SAVING", "RULE", "TARGET", "CONFIDENCE", "RECOMMENDATION"],
+            [
+                [_kg(r.saving_kg), r.rule, f"{r.target_kind}/{r.target}", r.confidence, r.message]
+                for r in found
+            ],
+            numeric={0},
+        )
+    else:
+        click.echo("no recommendation")
+    if unknown:
+        click.echo(_not_judged(unknown), err=True)
+    if skipped:
+        click.echo(f"{skipped} object(s) left out: they do not parse", err=True)
+
+
+def _not_judged(unknown: list[Any]) -> str:
+    """One line per rule and reason, naming the objects: what a rule lacked to judge."""
+    lines: dict[tuple[str, str], list[str]] = {}
+    for u in unknown:
+        lines.setdefault((u.rule, u.reason), [])
+        if u.target:
+            lines[(u.rule, u.reason)].append(u.target)
+    hints = {
+        "no candidate regions": " (--region)",
+        "no intensity forecast": " (--forecast)",
+        "GPU utilisation not known": " (--gpu-utilisation)",
+    }
+    return "\n".join(
+        f"not judged: {rule}: {reason}{hints.get(reason, '')}"
+        + (f": {', '.join(names)}" if names else "")
+        for (rule, reason), names in lines.items()
+    )

@@ -19,6 +19,7 @@ from model_garden.api.labels import ANNOTATION_EVALUATION
 from .cluster_task import cluster_task_options
 from .errors import CliError, InvalidInput
 from .export import grid, ready_version, run_program, spent, version_artifact
+from .ledger import record
 from .output import OUTPUT_OPTION, emit, figure
 from .target import ClusterBackend, LocalBackend, Target, target_options
 
@@ -176,7 +177,7 @@ def eval_(
     evaluation = status_evaluation(result, report)
     note = {ANNOTATION_EVALUATION: json.dumps(evaluation, separators=(",", ":"))}
     backend.patch("ModelVersion", version, {"metadata": {"annotations": note}})
-    backend.refresh()
+    record(backend, version, "evaluation", result.get("carbon") or {})
     if output != "table":
         emit(result, output, [])
         return

@@ -285,6 +285,9 @@ def export(
         raise CliError(
             f"export of {version} failed: {result.get('reason')}: {result.get('message')}"
         )
+    from .ledger import record
+
+    record(backend, version, "export", result.get("carbon") or {})
     if output != "table":
         emit(result, output, [])
         return

@@ -84,16 +84,18 @@ class ProgressTracker:
                 elapsed = max(now - self._started, 1e-9)
                 p.tokens_per_second = self._tokens / elapsed
                 p.eta_seconds = eta(step - self._start_step, elapsed, p.total_steps - step)
-            self._append_history()
+            self._append_history(evaluated=False)
             return p.model_copy()
 
     def set_eval_loss(self, value: float) -> None:
         with self._lock:
             self.progress.eval_loss = value
-            self._append_history()
+            self._append_history(evaluated=True)
 
-    def _append_history(self) -> None:
-        """One line for the step just logged (a second line for a step replaces the first)."""
+    def _append_history(self, evaluated: bool) -> None:
+        """One line for the step just logged (a second line for a step replaces the first).
+        ``evalLoss`` only on the line of an evaluation: the latest one repeated on every step
+        would draw a flat eval-loss curve between evaluations."""
         if self.history is None:
             return
         p = self.progress
@@ -102,7 +104,7 @@ class ProgressTracker:
             "step": p.step,
             "epoch": p.epoch,
             "loss": p.loss,
-            "evalLoss": p.eval_loss,
+            "evalLoss": p.eval_loss if evaluated else None,
             "learningRate": p.learning_rate,
             "tokensPerSecond": p.tokens_per_second,
         }

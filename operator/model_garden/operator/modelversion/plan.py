@@ -18,8 +18,18 @@ from typing import Any
 from model_garden.api import InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus
 from model_garden.api.display import format_emissions
-from model_garden.api.labels import ANNOTATION_EVALUATION, FINALIZER_IN_USE
-from model_garden.api.modelversion import Evaluation
+from model_garden.api.labels import (
+    ANNOTATION_EVALUATION,
+    ANNOTATION_OPERATIONS_CARBON,
+    FINALIZER_IN_USE,
+)
+from model_garden.api.modelversion import (
+    USER_RECORDED_OPERATIONS,
+    Evaluation,
+    OperationCarbon,
+    OperationKind,
+)
+from model_garden.carbon.grid import JOULES_PER_KWH, grid_intensity
 
 from .. import observe
 from ..plan import ObjectRef, Plan
@@ -27,6 +37,9 @@ from ..servingcarbon import serving_totals
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from .objects import VERIFY_CONTAINER, build_verify_job
+
+VERIFY_WATTS_PER_THREAD = 4.0
+"""CPU power per busy thread: CodeCarbon's default where it cannot read the CPU's (TDP/threads)."""
 
 
 @dataclass
@@ -182,12 +195,73 @@ def plan_modelversion(
         mv.metadata.name, list(st.current.get("servingByDeployment") or []), world.deployments
     )
     st.fields.update(shares)
-    serving_kg = float(st.fields.get("servingEmissionsKg") or 0.0)
-    st.fields["lifetimeEmissionsKg"] = training_kg + serving_kg
-    st.fields["lifetimeEmissions"] = format_emissions(training_kg + serving_kg)
-    _plan_verification(plan, st, body, mv, world, settings)
+    verification = _plan_verification(plan, st, body, mv, world, settings)
+    by_kind = carbon_by_operation(mv, st.fields, verification, st.current)
+    st.fields["carbonByOperation"] = {k: v.to_wire() for k, v in by_kind.items()}
+    lifetime = sum(v.emissions_kg for v in by_kind.values())
+    st.fields["lifetimeEmissionsKg"] = lifetime
+    st.fields["lifetimeEmissions"] = format_emissions(lifetime)
     plan.status = st.patch()
     return plan
+
+
+def verification_carbon(report: dict[str, Any], settings: OperatorSettings) -> OperationCarbon:
+    """The verification Job's carbon: its CPU time at a per-thread power, at the cluster's
+    grid (estimated: the Job is too short for a tracker to start)."""
+    kwh = float(report.get("cpuSeconds") or 0.0) * VERIFY_WATTS_PER_THREAD / JOULES_PER_KWH
+    grid = grid_intensity(settings.default_country, settings.default_region)
+    return OperationCarbon(energy_kwh=kwh, emissions_kg=kwh * grid.g_per_kwh / 1000.0, count=1)
+
+
+def user_recorded(mv: ModelVersion) -> dict[str, OperationCarbon]:
+    """What the CLI recorded in the annotation; kinds the operator observes itself and figures
+    that are not an OperationCarbon are ignored."""
+    try:
+        written = json.loads(mv.metadata.annotations.get(ANNOTATION_OPERATIONS_CARBON) or "{}")
+    except ValueError:
+        return {}
+    out: dict[str, OperationCarbon] = {}
+    for kind in USER_RECORDED_OPERATIONS:
+        if isinstance(written, dict) and kind.value in written:
+            try:
+                out[kind.value] = OperationCarbon.model_validate(written[kind.value])
+            except ValueError:
+                continue
+    return out
+
+
+def carbon_by_operation(
+    mv: ModelVersion,
+    fields: dict[str, Any],
+    verification: OperationCarbon | None,
+    current: dict[str, Any],
+) -> dict[str, OperationCarbon]:
+    """Every kind of operation on this version with its energy and emissions: training (the
+    job's result, its merge included), verification (our Job; kept once the Job is gone),
+    serving (the meters' shares), and what the CLI recorded (export, evaluation, batch)."""
+    out: dict[str, OperationCarbon] = {}
+    training = mv.spec.training_carbon
+    if training is not None:
+        out[OperationKind.TRAINING] = OperationCarbon(
+            energy_kwh=float(training.energy_kwh),
+            emissions_kg=float(training.emissions_kg),
+            count=1,
+            method=training.method,
+        )
+    if verification is None:
+        kept = (current.get("carbonByOperation") or {}).get(OperationKind.VERIFICATION)
+        verification = OperationCarbon.model_validate(kept) if kept else None
+    if verification is not None:
+        out[OperationKind.VERIFICATION] = verification
+    out.update(user_recorded(mv))
+    served = list(fields.get("servingByDeployment") or [])
+    if served:
+        out[OperationKind.SERVING] = OperationCarbon(
+            energy_kwh=float(fields.get("servingEnergyKwh") or 0.0),
+            emissions_kg=float(fields.get("servingEmissionsKg") or 0.0),
+            count=len(served),
+        )
+    return {str(k): v for k, v in out.items()}
 
 
 def _plan_verification(
@@ -197,10 +271,11 @@ def _plan_verification(
     mv: ModelVersion,
     world: ModelVersionWorld,
     settings: OperatorSettings,
-) -> None:
+) -> OperationCarbon | None:
+    """Verify the artifact once; the verification's carbon when its report is read now."""
     artifact = mv.spec.artifact
     if st.current.get("digest") and st.current.get("sizeBytes") is not None:
-        return  # verified earlier by our Job
+        return None  # verified earlier by our Job
     if not artifact.uri.startswith("pvc://"):
         claimed = (
             f" (the claimed digest {artifact.digest} is not checked)" if artifact.digest else ""
@@ -212,7 +287,7 @@ def _plan_verification(
             f"{artifact.uri} is not on a claim the operator can mount, so it is served as is"
             f" without a size or digest check{claimed}.",
         )
-        return
+        return None
     job = world.verify_job
     finished = observe.job_finished(job) if job else None
     report, error = _verification(world)
@@ -233,6 +308,7 @@ def _plan_verification(
         message = f"Verified {artifact.uri}: {st.fields['sizeBytes']} bytes, {st.fields['digest']}."
         if st.set_condition("Ready", ConditionStatus.TRUE, "Verified", message):
             plan.event("Normal", "Verified", message)
+        return verification_carbon(report, settings)
     elif finished == "Failed" or error:
         message = (
             f"Verification of {artifact.uri} failed: {error or 'the Job failed'}. Fix the"
@@ -241,3 +317,4 @@ def _plan_verification(
         )
         if st.set_condition("Ready", ConditionStatus.FALSE, "VerificationFailed", message):
             plan.event("Warning", "VerificationFailed", message)
+    return None
