@@ -255,3 +255,44 @@ def regions(country: str | None = None) -> list[dict[str, Any]]:
             {"country": "WORLD", "gPerKwh": WORLD_AVERAGE_G_PER_KWH, "source": "world average"}
         )
     return rows
+
+
+def cloud_regions(provider: str | None = None) -> list[dict[str, Any]]:
+    """The cloud-region table (:mod:`model_garden.carbon.regions`), all clouds or one
+    (``aws``, ``gcp``, ``azure``): each row with its basis (``provider`` figure or the
+    ``location-grid-average``), source and year."""
+    from .regions import PROVIDERS
+    from .regions import cloud_regions as table
+
+    if provider is not None and provider.lower() not in PROVIDERS:
+        raise ValueError(f"unknown cloud {provider!r}: one of {', '.join(PROVIDERS)}")
+    return [
+        {
+            "region": row.name,
+            "location": row.location,
+            "country": row.country,
+            "gPerKwh": row.g_per_kwh,
+            "basis": row.basis,
+            "source": row.source,
+            "year": row.year,
+        }
+        for row in sorted(table().values(), key=lambda r: r.name)
+        if provider is None or row.provider == provider.lower()
+    ]
+
+
+def region_intensity(country: str | None, region: str | None) -> dict[str, Any]:
+    """What the tracker would use for this country and/or region, after overrides and the live
+    provider (:func:`model_garden.carbon.grid.grid_intensity`), and why."""
+    from .grid import grid_intensity
+
+    grid = grid_intensity(country, region)
+    return {
+        "country": grid.country,
+        "region": grid.region,
+        "gPerKwh": grid.g_per_kwh,
+        "kind": grid.kind,
+        "source": grid.source,
+        "time": grid.time,
+        "detail": grid.detail,
+    }
