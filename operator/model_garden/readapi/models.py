@@ -245,3 +245,32 @@ class ErrorItem(Wire):
 class ValidationDetail(Wire):
     message: str
     errors: list[ErrorItem]
+
+
+class RecommendationItem(Wire):
+    """One piece of carbon advice (model_garden.carbon.recommend), with its estimated saving."""
+
+    rule: str
+    target_kind: str
+    target: str
+    namespace: str | None
+    message: str
+    saving_kg: float
+    assumptions: list[str]
+    confidence: Literal["high", "medium", "low"]
+
+
+class NotJudged(Wire):
+    """A rule that could not judge an object (empty target: any object), and what it lacked."""
+
+    rule: str
+    target_kind: str
+    target: str
+    namespace: str | None
+    reason: str
+
+
+class RecommendationList(Wire):
+    items: list[RecommendationItem]
+    unknown: list[NotJudged]
+    total_saving_kg: float
