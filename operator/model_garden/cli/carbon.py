@@ -130,18 +130,57 @@ def report(target: Target, by: str, output: str) -> None:
 
 @carbon.command()
 @click.option("--country", help="One ISO alpha-3 country, e.g. FRA (any other: world average).")
+@click.option(
+    "--cloud",
+    type=click.Choice(["aws", "gcp", "azure", "all"]),
+    help="The cloud-region table instead: one cloud's regions, or all.",
+)
+@click.option(
+    "--region",
+    help="What a job or deployment in this region would use (e.g. aws:eu-west-3), and why.",
+)
 @FORMAT_OPTION
-def regions(country: str | None, output: str) -> None:
+def regions(country: str | None, cloud: str | None, region: str | None, output: str) -> None:
     """Grid carbon intensities (g CO2e/kWh) the tracker uses, and where they come from.
+
+    Countries by default; cloud regions (AWS, GCP, Azure: each row with its basis, source and
+    year) with --cloud; the one intensity a region resolves to (overrides and a live provider
+    first, then the tables) with --region.
 
     \b
     Example:
       mg carbon regions
       mg carbon regions --country SWE -o json
+      mg carbon regions --cloud aws
+      mg carbon regions --region gcp:europe-west1
     """
-    from model_garden.carbon.report import regions as grid_rows
+    from model_garden.carbon import report
 
-    rows = grid_rows(country)
+    if region:
+        row = report.region_intensity(country, region)
+        if output == "json":
+            click.echo(json.dumps(row, indent=2))
+        elif output == "csv":
+            click.echo(_csv(list(row), [list(row.values())]), nl=False)
+        else:
+            rows_kv = [[k, "" if v is None else str(v)] for k, v in row.items()]
+            _table(["KEY", "VALUE"], rows_kv, numeric=set())
+        return
+    if cloud:
+        rows = report.cloud_regions(None if cloud == "all" else cloud)
+        names = ["region", "location", "country", "gPerKwh", "basis", "source", "year"]
+        if output == "json":
+            click.echo(json.dumps(rows, indent=2))
+        elif output == "csv":
+            click.echo(_csv(names, [[r[n] for n in names] for r in rows]), nl=False)
+        else:
+            _table(
+                ["REGION", "LOCATION", "COUNTRY", "G/KWH", "BASIS", "SOURCE", "YEAR"],
+                [[str(r[n]) if n != "gPerKwh" else figure(r[n]) for n in names] for r in rows],
+                numeric={3},
+            )
+        return
+    rows = report.regions(country)
     if output == "json":
         click.echo(json.dumps(rows, indent=2))
     elif output == "csv":

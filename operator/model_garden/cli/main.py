@@ -31,7 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "chat": ("chat:chat", "Chat with a deployment or any OpenAI-compatible URL."),
     "complete": ("complete:complete", "Complete a prompt (plain text) with a deployment or URL."),
     "batch": ("batch:batch", "Run a JSONL file of OpenAI requests (batch) against a deployment."),
-    "carbon": ("carbon:carbon", "Carbon report (by job, version, model, …) and grid intensities."),
+    "carbon": (
+        "carbon:carbon",
+        "Carbon report (by job, version, model, …), grid intensities, recommendations.",
+    ),
     "quickstart": ("quickstart:quickstart", "The whole flow on the embedded tiny model, on CPU."),
     "dataset": ("dataset:dataset", "Training datasets: validate, preview, stats, convert."),
     "dashboard": ("dashboard:dashboard", "The read API and web dashboard, on 127.0.0.1."),

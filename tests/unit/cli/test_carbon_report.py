@@ -151,3 +151,37 @@ def test_report_of_a_local_run_in_every_format(trained: Env) -> None:
     assert env.run("carbon", "regions", "-o", "csv").stdout.startswith("country,g_per_kwh,source")
     bad = env.run("carbon", "report", "--by", "colour")
     assert bad.exit_code == 2 and "--by" in one_line_error(bad)
+
+
+def test_regions_of_the_clouds_and_what_one_region_resolves_to(env: Env, tmp_path: Any) -> None:
+    aws = json.loads(env.run("carbon", "regions", "--cloud", "aws", "-o", "json").stdout)
+    assert aws and all(r["region"].startswith("aws:") and r["source"] and r["year"] for r in aws)
+    rows = list(
+        csv.reader(io.StringIO(env.run("carbon", "regions", "--cloud", "all", "-o", "csv").stdout))
+    )
+    assert rows[0] == ["region", "location", "country", "gPerKwh", "basis", "source", "year"]
+    assert {r[0].split(":")[0] for r in rows[1:]} == {"aws", "gcp", "azure"}
+    one = json.loads(
+        env.run("carbon", "regions", "--region", "gcp:europe-west1", "-o", "json").stdout
+    )
+    assert (one["region"], one["kind"], one["country"]) == (
+        "gcp:europe-west1",
+        "cloud-region",
+        "BEL",
+    )
+    assert one["source"].startswith("gcp-table:") and one["gPerKwh"] > 0
+    # an override in the grid configuration wins over the table, and says so
+    from model_garden.carbon.grid import default_grid
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("overrides: {gcp:europe-west1: 12.5}\n")
+    default_grid.cache_clear()  # the process reads its grid configuration once
+    overridden = env.run(
+        "carbon", "regions", "--region", "gcp:europe-west1", "-o", "json",
+        MODEL_GARDEN_GRID_CONFIG=str(grid),
+    )  # fmt: skip
+    default_grid.cache_clear()
+    doc = json.loads(overridden.stdout)
+    assert (doc["gPerKwh"], doc["kind"]) == (12.5, "override")
+    bad = env.run("carbon", "regions", "--cloud", "oracle")
+    assert bad.exit_code == 2 and "oracle" in one_line_error(bad)
