@@ -234,6 +234,17 @@ class Resources(ApiModel):
     )
 
 
+class RecommendationBrief(ApiModel):
+    """One carbon recommendation in a status (``mg carbon recommend`` gives the assumptions)."""
+
+    rule: str = Field(max_length=64, description="The rule that fired, e.g. idle-deployment.")
+    message: str = Field(max_length=400, description="What to do, and why.")
+    saving_kg: float = Field(ge=0, description="Estimated saving, kg CO2e (2 significant digits).")
+
+
+MAX_STATUS_RECOMMENDATIONS = 3
+
+
 class CarbonMethod(StrEnum):
     MEASURED = "measured"
     ESTIMATED = "estimated"

@@ -9,10 +9,12 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from .common import (
+    MAX_STATUS_RECOMMENDATIONS,
     ApiModel,
     CarbonReport,
     Conditions,
     LabelNamedMeta,
+    RecommendationBrief,
     Resources,
     SecretKeyRef,
 )
@@ -375,6 +377,11 @@ class FineTuneJobStatus(ApiModel):
     model_version: str | None = Field(default=None, description="The ModelVersion produced.")
     start_time: datetime | None = Field(default=None, description="When training started.")
     completion_time: datetime | None = Field(default=None, description="When it ended.")
+    recommendations: list[RecommendationBrief] = Field(
+        default_factory=list,
+        max_length=MAX_STATUS_RECOMMENDATIONS,
+        description="Carbon recommendations, biggest estimated saving first.",
+    )
 
 
 FTJ_NAME_RULE = (

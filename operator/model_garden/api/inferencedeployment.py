@@ -8,9 +8,11 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from .common import (
+    MAX_STATUS_RECOMMENDATIONS,
     ApiModel,
     CarbonMethod,
     Conditions,
+    RecommendationBrief,
     Resources,
     SecretKeyRef,
     ServiceNamedMeta,
@@ -314,6 +316,11 @@ class InferenceDeploymentStatus(ApiModel):
         default_factory=list, description="Model names clients can call (base and adapters)."
     )
     carbon: ServingCarbonStatus | None = Field(default=None, description="Serving carbon.")
+    recommendations: list[RecommendationBrief] = Field(
+        default_factory=list,
+        max_length=MAX_STATUS_RECOMMENDATIONS,
+        description="Carbon recommendations, biggest estimated saving first.",
+    )
 
 
 class InferenceDeployment(ApiModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .model import (
     DEFAULTS,
@@ -91,4 +92,14 @@ def evaluate(
         (r for r in found if r is not None),
         key=lambda r: (-r.saving_kg, r.rule, r.target_kind, r.target),
     )
+    return out
+
+
+def status_briefs(advice: Advice, limit: int = 3) -> list[dict[str, Any]]:
+    """The few biggest recommendations as a status lists them (rule, message, saving rounded to
+    two significant digits, so a meter's every poll does not rewrite the status)."""
+    out = []
+    for rec in advice.recommendations[:limit]:
+        saving = float(f"{rec.saving_kg:.2g}") if rec.saving_kg > 0 else 0.0
+        out.append({"rule": rec.rule, "message": rec.message[:400], "savingKg": saving})
     return out

@@ -120,8 +120,20 @@ def plan_finetunejob(
         _plan_start(plan, st, body, ftj, world, settings)
     else:
         _follow_job(plan, st, ftj, world, settings, world.job)
+    if is_done(ftj):
+        st.fields["recommendations"] = recommendations(ftj)
     plan.status = st.patch()
     return plan
+
+
+def recommendations(ftj: FineTuneJob) -> list[dict[str, Any]]:
+    """The carbon rules on a finished job's figures (what it could do better next time); the
+    rules that need inputs the operator lacks (a forecast, utilisation) stay silent here."""
+    from model_garden.carbon.recommend.engine import evaluate, status_briefs
+    from model_garden.carbon.recommend.facts import job_facts
+
+    facts = job_facts(ftj)
+    return status_briefs(evaluate([facts], [])) if facts is not None else []
 
 
 def _follow_job(

@@ -114,6 +114,8 @@ def plan_inferencedeployment(
         if mv is not None:
             _plan_serving(plan, st, body, idep, mv, world, settings)
     _record_carbon(st, world)
+    if "carbon" in st.fields:
+        st.fields["recommendations"] = recommendations(idep, st.fields["carbon"])
     plan.status = st.patch()
     return plan
 
@@ -348,6 +350,19 @@ def _record_carbon(st: StatusDraft, world: InferenceDeploymentWorld) -> None:
             st.current.get("modelVersion"),
             world.live_pods,
         )
+
+
+def recommendations(idep: InferenceDeployment, carbon: dict[str, Any]) -> list[dict[str, Any]]:
+    """The carbon rules on the deployment's serving figures as of this poll (idle energy,
+    tokens per joule; GPU right-sizing stays silent without a utilisation figure)."""
+    from model_garden.api.inferencedeployment import ServingCarbonStatus
+    from model_garden.carbon.recommend.engine import evaluate, status_briefs
+    from model_garden.carbon.recommend.facts import deployment_facts
+
+    now = idep.model_copy(deep=True)
+    now.status.carbon = ServingCarbonStatus.model_validate(carbon)
+    facts = deployment_facts(now)
+    return status_briefs(evaluate([], [facts])) if facts is not None else []
 
 
 def _plan_network_policy(
