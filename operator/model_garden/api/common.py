@@ -266,7 +266,19 @@ class CarbonReport(ApiModel):
         default=None, ge=0, description="Grid carbon intensity used, g CO2e per kWh."
     )
     country: str | None = Field(default=None, description="ISO 3166-1 alpha-3 country code.")
-    region: str | None = Field(default=None, description="Sub-national region, when known.")
+    region: str | None = Field(
+        default=None, description="Cloud or sub-national region, when known."
+    )
+    grid_source: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Where the intensity came from: override, live provider or table (and year).",
+    )
+    grid_time: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The time the intensity refers to: an instant (live) or a year (tables).",
+    )
     method: CarbonMethod = Field(
         default=CarbonMethod.ESTIMATED, description="measured if every figure was measured."
     )

@@ -283,6 +283,8 @@ class ServingCarbon(ApiModel):
     grid_intensity_g_per_kwh: float | None = None
     country: str | None = None
     region: str | None = None
+    grid_source: str | None = None
+    grid_time: str | None = None
     method: CarbonMethod = CarbonMethod.ESTIMATED
 
     @property

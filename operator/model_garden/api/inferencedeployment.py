@@ -290,6 +290,16 @@ class ServingCarbonStatus(ApiModel):
     )
     grid_intensity_g_per_kwh: float | None = Field(default=None, description="g CO2e per kWh used.")
     region: str | None = Field(default=None, description="Grid country/region used.")
+    grid_source: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Where the intensity came from: override, live provider or table (and year).",
+    )
+    grid_time: str | None = Field(
+        default=None,
+        max_length=40,
+        description="The time the intensity refers to: an instant (live) or a year (tables).",
+    )
     pods: Annotated[list[PodCarbonBaseline], ListMap("uid")] = Field(
         default_factory=list, description="Per-pod baselines: the last reading already counted."
     )

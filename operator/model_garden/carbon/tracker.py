@@ -130,7 +130,9 @@ def build_report(
         emissions_kg=emissions_kg(energy.total_kwh, grid.g_per_kwh),
         grid_intensity_g_per_kwh=grid.g_per_kwh,
         country=grid.country,
-        region=region,
+        region=grid.region or region,
+        grid_source=grid.source,
+        grid_time=grid.time,
         method=overall_method(methods),
         component_methods=methods,
     )

@@ -226,6 +226,10 @@ def _grid(current: Mapping[str, Any], readings: Iterable[ServingCarbon]) -> dict
         out["gridIntensityGPerKwh"] = intensity
     if region:
         out["region"] = region
+    for field, key in (("grid_source", "gridSource"), ("grid_time", "gridTime")):
+        said = next((getattr(r, field) for r in readings if getattr(r, field)), current.get(key))
+        if said:
+            out[key] = said
     return out
 
 

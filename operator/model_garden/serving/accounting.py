@@ -113,6 +113,8 @@ class Accountant:
         country: str | None = None,
         region: str | None = None,
         window_s: float = 300.0,
+        grid_source: str | None = None,
+        grid_time: str | None = None,
         state: MeterState | None = None,
         state_path: Path | None = None,
         history_every_s: float = 60.0,
@@ -121,6 +123,7 @@ class Accountant:
         self.intensity = intensity_g_per_kwh
         self.country = country
         self.region = region
+        self.grid_source, self.grid_time = grid_source, grid_time
         self.window_s = window_s
         self.state = state or MeterState()
         self.state_path = state_path
@@ -258,6 +261,8 @@ class Accountant:
             grid_intensity_g_per_kwh=self.intensity,
             country=self.country,
             region=self.region,
+            grid_source=self.grid_source,
+            grid_time=self.grid_time,
             method=self.method,
         )
 

@@ -107,6 +107,8 @@ def carbon_delta(before: ServingCarbon, after: ServingCarbon) -> ServingCarbon:
         grid_intensity_g_per_kwh=after.grid_intensity_g_per_kwh,
         country=after.country,
         region=after.region,
+        grid_source=after.grid_source,
+        grid_time=after.grid_time,
         method=after.method,
     )
 
@@ -325,6 +327,8 @@ def measure(
         grid_intensity_g_per_kwh=grid.g_per_kwh,
         country=grid.country,
         region=grid.region,
+        grid_source=grid.source,
+        grid_time=grid.time,
         method=source.method(last),
     )
     return results, carbon, duration, startup

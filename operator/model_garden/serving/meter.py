@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         intensity_g_per_kwh=grid.g_per_kwh,
         country=grid.country,
         region=grid.region,
+        grid_source=grid.source,
+        grid_time=grid.time,
         window_s=args.window,
         history_every_s=args.history_interval,
     )

@@ -334,3 +334,29 @@ def test_cli_rows_for_regions() -> None:
     assert (one["region"], one["kind"], one["time"]) == ("gcp:europe-west1", "cloud-region", "2023")
     # the country listing keeps its three columns (the CLI's CSV relies on them)
     assert all(list(r) == ["country", "gPerKwh", "source"] for r in regions())
+
+
+def test_every_report_says_which_intensity_it_used_where_from_and_when() -> None:
+    """Issue 13, item 3: the intensity, its source and its time go into every status and report
+    (the trainer's and export's CarbonReport, the meter's ServingCarbon, the deployment's status)."""
+    from model_garden.api.contracts import ServingCarbon
+    from model_garden.carbon.tracker import EnergySplit, build_report
+    from model_garden.operator.servingcarbon import _grid
+    from model_garden.serving.accounting import Accountant
+
+    report = build_report(EnergySplit(cpu_kwh=1.0), None, "gcp:europe-west1", {})
+    assert (report.country, report.region) == ("BEL", "gcp:europe-west1")
+    assert report.grid_source and report.grid_source.startswith("gcp-table:")
+    assert report.grid_time == "2023" and report.emissions_kg == pytest.approx(
+        report.grid_intensity_g_per_kwh / 1000  # type: ignore[operator]
+    )
+    reading: ServingCarbon = Accountant(
+        intensity_g_per_kwh=report.grid_intensity_g_per_kwh or 0.0,
+        country=report.country,
+        region=report.region,
+        grid_source=report.grid_source,
+        grid_time=report.grid_time,
+    ).carbon()
+    assert (reading.grid_source, reading.grid_time) == (report.grid_source, "2023")
+    status = _grid({}, [reading])
+    assert (status["gridSource"], status["gridTime"]) == (report.grid_source, "2023")
