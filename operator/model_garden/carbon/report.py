@@ -207,6 +207,22 @@ def records(
                     experiment=mv.metadata.labels.get(LABEL_EXPERIMENT),
                 )
             )
+    for mv in mvs:  # the rest of each version's operations (training and serving are above)
+        for kind, spent_on in sorted(mv.status.carbon_by_operation.items()):
+            if kind in (TRAINING, SERVING):
+                continue
+            out.append(
+                Record(
+                    operation=kind,
+                    energy_kwh=spent_on.energy_kwh,
+                    emissions_kg=spent_on.emissions_kg,
+                    job=mv.spec.source.fine_tune_job,
+                    version=mv.metadata.name,
+                    model=mv.spec.model,
+                    experiment=mv.metadata.labels.get(LABEL_EXPERIMENT),
+                    method=str(spent_on.method),
+                )
+            )
     return out, skipped_j + skipped_v + skipped_d
 
 

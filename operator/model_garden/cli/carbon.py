@@ -68,7 +68,14 @@ def carbon() -> None:
 
 @carbon.command()
 @click.option("--by", type=click.Choice(BY), default="version", show_default=True, help="Group by.")
-@FORMAT_OPTION
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice([*FORMATS, "html"]),
+    default="table",
+    show_default=True,
+    help="html: one self-contained page with bars (redirect it to a file).",
+)
 @target_options
 def report(target: Target, by: str, output: str) -> None:
     """Emissions and energy of every training run and serving, grouped.
@@ -82,6 +89,7 @@ def report(target: Target, by: str, output: str) -> None:
     Example:
       mg carbon report --by experiment
       mg carbon report --by deployment -o csv > serving.csv
+      mg carbon report --by model -o html > carbon.html
     """
     from model_garden.carbon.report import group, records, total
 
@@ -93,6 +101,14 @@ def report(target: Target, by: str, output: str) -> None:
         backend.items("InferenceDeployment"),
     )
     rows, all_ = group(items, by), total(items)
+    if output == "html":
+        from datetime import UTC, datetime
+
+        from model_garden.carbon.report_html import render
+
+        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        click.echo(render(by, rows, all_, now), nl=False)
+        return
     if output == "json":
         doc = {
             "by": by,

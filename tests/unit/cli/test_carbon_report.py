@@ -132,11 +132,15 @@ def test_report_of_a_local_run_in_every_format(trained: Env) -> None:
     doc = json.loads(as_json.stdout)
     job = json.loads(env.run("jobs", "get", "j1", "-o", "json").stdout)
     assert doc["by"] == "job" and doc["skipped"] == 0
-    (row,) = doc["rows"]
-    assert row["key"] == "j1" and row["emissions_kg"] == job["status"]["carbon"]["emissionsKg"]
+    version = json.loads(env.run("versions", "get", "m-v1", "-o", "json").stdout)
+    checked = version["status"]["carbonByOperation"]["verification"]["emissionsKg"]
+    (row,) = doc["rows"]  # the job's training and its version's verification
+    assert row["key"] == "j1" and row["emissions_kg"] == pytest.approx(
+        job["status"]["carbon"]["emissionsKg"] + checked
+    )
     assert doc["total"]["emissions_kg"] == row["emissions_kg"] > 0
-    (record,) = doc["records"]
-    assert (record["version"], record["model"], record["operation"]) == ("m-v1", "m", "training")
+    ops = {(r["version"], r["model"], r["operation"]) for r in doc["records"]}
+    assert ops == {("m-v1", "m", "training"), ("m-v1", "m", "verification")}
 
     rows = list(csv.DictReader(io.StringIO(env.run("carbon", "report", "-o", "csv").stdout)))
     assert [r["version"] for r in rows] == ["m-v1", "total"]
@@ -185,3 +189,37 @@ def test_regions_of_the_clouds_and_what_one_region_resolves_to(env: Env, tmp_pat
     assert (doc["gPerKwh"], doc["kind"]) == (12.5, "override")
     bad = env.run("carbon", "regions", "--cloud", "oracle")
     assert bad.exit_code == 2 and "oracle" in one_line_error(bad)
+
+
+def test_the_versions_other_operations_are_reported_once_each() -> None:
+    """Verification, export, evaluation and batch (status.carbonByOperation) are rows of their
+    own; training and serving there are not counted again."""
+    jobs, versions, deployments = _objects()
+    versions[0]["status"]["carbonByOperation"] = {
+        "training": {"energyKwh": 0.5, "emissionsKg": 0.25, "count": 1},
+        "serving": {"energyKwh": 1.0, "emissionsKg": 0.5, "count": 1},
+        "verification": {"energyKwh": 0.001, "emissionsKg": 0.0005, "count": 1},
+        "export": {"energyKwh": 0.02, "emissionsKg": 0.01, "count": 2, "method": "measured"},
+    }
+    before, _ = records(*_objects())
+    items, _ = records(jobs, versions, deployments)
+    assert len(items) == len(before) + 2
+    ops = {r.key: r for r in group(items, "operation")}
+    assert ops["export"].emissions_kg == 0.01 and ops["export"].methods == ["measured"]
+    assert ops["verification"].emissions_kg == 0.0005
+    assert ops["training"].emissions_kg == 0.875, "not counted twice"
+    assert total(items).emissions_kg == total(before).emissions_kg + 0.0105
+    assert _by(group(items, "version"))["chat-v1"] == 0.75 + 0.0105
+
+
+def test_the_html_report_is_one_self_contained_page(env: Env) -> None:
+    from model_garden.carbon.report import Row
+    from model_garden.carbon.report_html import render
+
+    rows = [Row(key="<chat>", operations=2, emissions_kg=0.5, training_kg=0.25, serving_kg=0.2)]
+    page = render("model", rows, Row(key=None, operations=2, emissions_kg=0.5), "today")
+    assert page.startswith("<!doctype html>") and "&lt;chat&gt;" in page and "<chat>" not in page
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    assert page.count("<rect") == 3  # training, serving, and the 0.05 kg of other operations
+    ran = env.run("carbon", "report", "--by", "model", "-o", "html")
+    assert ran.exit_code == 0 and "<h1>Carbon report by model</h1>" in ran.stdout
