@@ -86,7 +86,13 @@ def test_meter_scrapers_reach_the_operators_network_policies(
         f"monitoring.meterScrapers=[{json.dumps(PROMETHEUS)}]",
     )
     assert proc.returncode == 0, proc.stderr
-    (dep,) = [o for o in yaml.safe_load_all(proc.stdout) if o and o["kind"] == "Deployment"]
+    (dep,) = [
+        o
+        for o in yaml.safe_load_all(proc.stdout)
+        if o
+        and o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e["value"] for e in container["env"]}
     settings = _settings(env, monkeypatch)
