@@ -100,3 +100,27 @@ def test_meter_scrapers_reach_the_operators_network_policies(
     # a peer with no selector would admit every pod: the schema refuses it before the operator
     bad = helm("template", "mg", str(CHART), "--set-json", "monitoring.meterScrapers=[{}]")
     assert bad.returncode != 0 and "meterScrapers" in bad.stderr
+
+
+def test_grid_overrides_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "MODEL_GARDEN_OPERATOR_GRID_OVERRIDES" not in _env(RENDERED["monitoring-off"])
+    proc = helm(
+        "template", "mg", str(CHART), "--set-json",
+        'carbon.gridOverrides={"aws:eu-west-3": 21, "DEU": 300.5}',
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (dep,) = [
+        o
+        for o in yaml.safe_load_all(proc.stdout)
+        if o
+        and o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    settings = _settings(env, monkeypatch)
+    assert settings.grid_overrides == {"aws:eu-west-3": 21.0, "DEU": 300.5}
+    bad = helm(
+        "template", "mg", str(CHART), "--set-json", 'carbon.gridOverrides={"DEU": -1}'
+    )  # fmt: skip
+    assert bad.returncode != 0 and "gridOverrides" in bad.stderr

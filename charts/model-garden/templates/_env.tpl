@@ -11,6 +11,10 @@
 - name: MODEL_GARDEN_OPERATOR_DEFAULT_REGION
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.carbon.gridOverrides }}
+- name: MODEL_GARDEN_OPERATOR_GRID_OVERRIDES
+  value: {{ toJson . | quote }}
+{{- end }}
 - name: MODEL_GARDEN_OPERATOR_MAX_RUNNING_PER_NAMESPACE
   value: {{ $w.maxRunningPerNamespace | quote }}
 - name: MODEL_GARDEN_OPERATOR_TRAINER_CPU

@@ -50,6 +50,10 @@ class TrainingRuntime(ApiModel):
     termination_message_path: str = "/dev/termination-log"
     country: str = Field(default="USA", description="ISO alpha-3 country for the grid intensity.")
     region: str | None = None
+    grid_overrides: dict[str, float] = Field(
+        default_factory=dict,
+        description="The cluster's grid intensities by region or country (g/kWh): they win.",
+    )
     hf_token_env: str = Field(
         default=HF_TOKEN_ENV,
         description="Name of the env var holding the Hub token (not its value).",
@@ -232,6 +236,10 @@ class ServingConfig(ApiModel):
     host: str = "0.0.0.0"
     country: str = "USA"
     region: str | None = None
+    grid_overrides: dict[str, float] = Field(
+        default_factory=dict,
+        description="The cluster's grid intensities by region or country (g/kWh): they win.",
+    )
     api_key_env: str = Field(
         default=API_KEY_ENV, description="Env var holding the API key (never the key itself)."
     )

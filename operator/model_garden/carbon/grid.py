@@ -297,10 +297,16 @@ class Grid:
                 return zones[key.lower()]
         return self.provider.default_zone(code)
 
-    def intensity(self, country: str | None, region: str | None = None) -> GridIntensity:
-        """:func:`resolve` with this configuration's overrides and, unless an override answers,
-        the provider's latest reading for the place's zone."""
-        overrides = self.config.overrides
+    def intensity(
+        self,
+        country: str | None,
+        region: str | None = None,
+        overrides: Mapping[str, float] | None = None,
+    ) -> GridIntensity:
+        """:func:`resolve` with this configuration's overrides (``overrides`` given here, e.g.
+        the cluster's, pass over them) and, unless an override answers, the provider's latest
+        reading for the place's zone."""
+        overrides = {**self.config.overrides, **(overrides or {})}
         tables = resolve(country, region, overrides=overrides)
         if self.provider is None or tables.kind == "override":
             return tables
@@ -334,9 +340,14 @@ def default_grid() -> Grid:
         return Grid()
 
 
-def grid_intensity(country: str | None, region: str | None = None) -> GridIntensity:
-    """Intensity for an ISO 3166-1 alpha-3 country and/or a region (cloud or sub-national)."""
-    return default_grid().intensity(country, region)
+def grid_intensity(
+    country: str | None,
+    region: str | None = None,
+    overrides: Mapping[str, float] | None = None,
+) -> GridIntensity:
+    """Intensity for an ISO 3166-1 alpha-3 country and/or a region (cloud or sub-national);
+    ``overrides``: the cluster admin's (the operator passes them to its pods' programs)."""
+    return default_grid().intensity(country, region, overrides)
 
 
 def emissions_kg(energy_kwh: float, intensity_g_per_kwh: float) -> float:

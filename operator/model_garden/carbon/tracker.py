@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,8 +121,9 @@ def build_report(
     country: str | None,
     region: str | None,
     methods: dict[str, CarbonMethod],
+    overrides: Mapping[str, float] | None = None,
 ) -> CarbonReport:
-    grid = grid_intensity(country, region)
+    grid = grid_intensity(country, region, overrides)
     return CarbonReport(
         energy_kwh=energy.total_kwh,
         cpu_energy_kwh=energy.cpu_kwh,
@@ -148,9 +150,11 @@ class TrainingCarbonTracker:
         previous: EnergySplit | None = None,
         measure_power_secs: float = 1.0,
         project: str = "model-garden-training",
+        grid_overrides: Mapping[str, float] | None = None,
     ) -> None:
         self.country = (country or "USA").upper()
         self.region = region
+        self.grid_overrides = dict(grid_overrides or {})
         self.previous = previous or EnergySplit()
         self.measure_power_secs = measure_power_secs
         self.project = project
@@ -224,7 +228,9 @@ class TrainingCarbonTracker:
             return self.previous + self._this_run()
 
     def report(self) -> CarbonReport:
-        return build_report(self.energy(), self.country, self.region, self.methods)
+        return build_report(
+            self.energy(), self.country, self.region, self.methods, self.grid_overrides
+        )
 
     @property
     def methods(self) -> dict[str, CarbonMethod]:

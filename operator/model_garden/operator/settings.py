@@ -31,6 +31,13 @@ class OperatorSettings(BaseSettings):
         default="USA", pattern=r"^[A-Z]{3}$", description="ISO alpha-3 country of the cluster."
     )
     default_region: str | None = None
+    grid_overrides: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Grid intensities (g CO2e/kWh) by cloud region (aws:eu-west-3), region or country"
+            " (FRA) that win over the tables: the chart's carbon.gridOverrides, as JSON."
+        ),
+    )
     max_running_per_namespace: int = Field(
         default=4,
         ge=0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -65,6 +66,7 @@ def meter_command(
         "--country",
         config.country,
         *(["--region", config.region] if config.region else []),
+        *(["--grid-overrides", json.dumps(config.grid_overrides)] if config.grid_overrides else []),
         "--deployment",
         config.deployment.name,
         "--namespace",

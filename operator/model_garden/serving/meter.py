@@ -9,6 +9,7 @@ in the request path: if it stops, vLLM keeps serving; if vLLM stops, the meter k
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -236,6 +237,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--country", default="USA", help="ISO alpha-3 country of the grid.")
     parser.add_argument("--region", default=None)
     parser.add_argument(
+        "--grid-overrides",
+        type=json.loads,
+        default=None,
+        help="The cluster's intensities by region or country, JSON {key: g/kWh}: they win.",
+    )
+    parser.add_argument(
         "--pid", type=int, default=None, help="Account this process tree (default: the cgroup)."
     )
     parser.add_argument(
@@ -249,7 +256,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s meter %(levelname)s %(message)s")
     args = parse_args(argv)
-    grid = grid_intensity(args.country, args.region)
+    grid = grid_intensity(args.country, args.region, args.grid_overrides)
     state_file = args.state_file or default_state_file(args.namespace, args.deployment)
     accountant = Accountant.resume(
         state_file,

@@ -90,7 +90,9 @@ def start_carbon(ctx: RunContext) -> TrainingCarbonTracker:
     runtime's; earlier attempts' energy is added once the checkpoint is read."""
     spec, rt = ctx.config.spec, ctx.config.runtime
     carbon = TrainingCarbonTracker(
-        spec.carbon.country or rt.country, spec.carbon.region or rt.region
+        spec.carbon.country or rt.country,
+        spec.carbon.region or rt.region,
+        grid_overrides=rt.grid_overrides,
     )
     ctx.carbon = carbon  # set first: a run whose meter fails to start still reports one
     carbon.start()

@@ -125,6 +125,7 @@ def build_training_config(
             termination_message_path=TERMINATION_MESSAGE_PATH,
             country=carbon.country or settings.default_country,
             region=carbon.region or settings.default_region,
+            grid_overrides=settings.grid_overrides,
             hf_token_env=HF_TOKEN_ENV,
             eval_dataset_path=_eval_dataset(ftj, mounts),
         ),

@@ -78,6 +78,7 @@ def build_serving_config(
         ports=ServingPorts(api=settings.api_port, meter=settings.meter_port),
         country=carbon.country or settings.default_country,
         region=carbon.region or settings.default_region,
+        grid_overrides=settings.grid_overrides,
         api_key_env=API_KEY_ENV,
         api_key_file=API_KEY_FILE if idep.spec.api_key_secret is not None else None,
         dynamic_adapters=idep.spec.dynamic_adapters,
