@@ -124,3 +124,27 @@ def test_grid_overrides_reach_the_operators_settings(monkeypatch: pytest.MonkeyP
         "template", "mg", str(CHART), "--set-json", 'carbon.gridOverrides={"DEU": -1}'
     )  # fmt: skip
     assert bad.returncode != 0 and "gridOverrides" in bad.stderr
+
+
+def test_carbon_budgets_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = _settings(_env(RENDERED["monitoring-off"]), monkeypatch)
+    assert (default.namespace_budgets_kg, default.budget_action) == ({}, "wait")
+    proc = helm(
+        "template", "mg", str(CHART), "--set-json",
+        'carbon.budgets={"namespaces": {"team-a": 2.5}, "experiments": {"sweep": 0.5},'
+        ' "action": "refuse"}',
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (dep,) = [
+        o
+        for o in yaml.safe_load_all(proc.stdout)
+        if o
+        and o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    settings = _settings({e["name"]: e["value"] for e in container["env"]}, monkeypatch)
+    assert settings.namespace_budgets_kg == {"team-a": 2.5}
+    assert (settings.experiment_budgets_kg, settings.budget_action) == ({"sweep": 0.5}, "refuse")
+    bad = helm("template", "mg", str(CHART), "--set", "carbon.budgets.action=later")
+    assert bad.returncode != 0 and "action" in bad.stderr

@@ -11,6 +11,18 @@
 - name: MODEL_GARDEN_OPERATOR_DEFAULT_REGION
   value: {{ . | quote }}
 {{- end }}
+{{- with .Values.carbon.budgets }}
+{{- with .namespaces }}
+- name: MODEL_GARDEN_OPERATOR_NAMESPACE_BUDGETS_KG
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with .experiments }}
+- name: MODEL_GARDEN_OPERATOR_EXPERIMENT_BUDGETS_KG
+  value: {{ toJson . | quote }}
+{{- end }}
+- name: MODEL_GARDEN_OPERATOR_BUDGET_ACTION
+  value: {{ .action | default "wait" | quote }}
+{{- end }}
 {{- with .Values.carbon.gridOverrides }}
 - name: MODEL_GARDEN_OPERATOR_GRID_OVERRIDES
   value: {{ toJson . | quote }}

@@ -132,6 +132,8 @@ class LocalController:
             world.reserved_versions = set(decision.reserved_versions)
             world.running_in_namespace = decision.running
             world.older_waiting = decision.older_waiting
+            world.namespace_spent_kg = decision.namespace_spent_kg
+            world.experiment_spent_kg = decision.experiment_spent_kg
             # Pods share this machine's network: each trainer gets a port of its own.
             settings = settings.model_copy(update={"progress_port": free_port()})
         source = ftj.spec.base_model.model_version

@@ -314,6 +314,8 @@ def _admit(ftj: FineTuneJob, world: FineTuneJobWorld, idx: Indexes) -> None:
     world.reserved_versions = set(decision.reserved_versions)
     world.running_in_namespace = decision.running
     world.older_waiting = decision.older_waiting
+    world.namespace_spent_kg = decision.namespace_spent_kg
+    world.experiment_spent_kg = decision.experiment_spent_kg
 
 
 # --- ModelVersion -----------------------------------------------------------------------------

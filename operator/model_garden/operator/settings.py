@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +33,18 @@ class OperatorSettings(BaseSettings):
         default="USA", pattern=r"^[A-Z]{3}$", description="ISO alpha-3 country of the cluster."
     )
     default_region: str | None = None
+    namespace_budgets_kg: dict[str, float] = Field(
+        default_factory=dict,
+        description="Carbon budget (kg CO2e) of each namespace's FineTuneJobs together.",
+    )
+    experiment_budgets_kg: dict[str, float] = Field(
+        default_factory=dict,
+        description="Carbon budget (kg CO2e) of each experiment label's FineTuneJobs together.",
+    )
+    budget_action: Literal["wait", "refuse"] = Field(
+        default="wait",
+        description="A new job once a namespace or experiment budget is spent: wait, or refuse.",
+    )
     grid_overrides: dict[str, float] = Field(
         default_factory=dict,
         description=(

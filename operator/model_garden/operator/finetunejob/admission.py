@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model_garden.api import FineTuneJob
-from model_garden.api.labels import LABEL_FTJ_UID, LABEL_MODEL, LABEL_MV
+from model_garden.api.labels import LABEL_EXPERIMENT, LABEL_FTJ_UID, LABEL_MODEL, LABEL_MV
 
 from .. import observe
 
@@ -36,6 +36,10 @@ class Admission:
     """Active trainer Jobs in the namespace (not finished, not suspended)."""
     older_waiting: int = 0
     """FineTuneJobs created before this one that still wait for a slot."""
+    namespace_spent_kg: float = 0.0
+    """Emissions of the namespace's other FineTuneJobs so far (for a namespace budget)."""
+    experiment_spent_kg: float = 0.0
+    """Emissions of the other FineTuneJobs of its experiment (label) in the namespace."""
     forget: frozenset[str] = field(default_factory=frozenset)
     """uids whose admission record is no longer needed (the index shows the Job, or the
     FineTuneJob is gone or finished)."""
@@ -136,9 +140,25 @@ def decide(
         and not refused(other)
         and _created(other) < _created(ftj)
     )
+    namespace_kg, experiment_kg = spent_by_others(ftj, ftjs)
     return Admission(
         reserved_versions=frozenset(reserved),
         running=sum(1 for job in jobs if observe.job_active(job)),
         older_waiting=older,
+        namespace_spent_kg=namespace_kg,
+        experiment_spent_kg=experiment_kg,
         forget=forget,
     )
+
+
+def spent_by_others(ftj: FineTuneJob, ftjs: list[FineTuneJob]) -> tuple[float, float]:
+    """(kg CO2e of the namespace's other jobs, kg of those of the same experiment label)."""
+    experiment = ftj.metadata.labels.get(LABEL_EXPERIMENT)
+    namespace_kg = experiment_kg = 0.0
+    for other in ftjs:
+        if other.metadata.uid == ftj.metadata.uid or other.status.carbon is None:
+            continue
+        namespace_kg += other.status.carbon.emissions_kg
+        if experiment and other.metadata.labels.get(LABEL_EXPERIMENT) == experiment:
+            experiment_kg += other.status.carbon.emissions_kg
+    return namespace_kg, experiment_kg

@@ -11,7 +11,7 @@ from model_garden.api.common import CarbonReport, ConditionStatus
 from model_garden.api.contracts import TrainingProgress, TrainingResult
 from model_garden.api.display import planned_total_steps, round_loss
 from model_garden.api.finetunejob import TrainingCarbonStatus, TrainingProgressStatus
-from model_garden.api.labels import LABEL_FTJ_UID
+from model_garden.api.labels import LABEL_EXPERIMENT, LABEL_FTJ_UID
 
 from .. import observe
 from ..plan import ObjectRef, Plan
@@ -67,6 +67,10 @@ class FineTuneJobWorld:
     """Active Jobs of other FineTuneJobs in the namespace (not finished, not suspended)."""
     older_waiting: int = 0
     """FineTuneJobs in the namespace created before this one and still waiting for a slot."""
+    namespace_spent_kg: float = 0.0
+    """Emissions of the namespace's other FineTuneJobs (settings.namespace_budgets_kg)."""
+    experiment_spent_kg: float = 0.0
+    """Emissions of the other FineTuneJobs of its experiment label in the namespace."""
     progress: TrainingProgress | None = None
     policy: Policy | PolicyError | None = None
     """The admin policy in force (None: the documented default, no ConfigMap); checked only
@@ -284,6 +288,17 @@ def _may_start(
         message = f"Waiting for ModelVersion {source.name} to become Ready."
         st.set_condition("Running", ConditionStatus.FALSE, "BaseModelNotReady", message)
         return False
+    exhausted = budget_exhausted(ftj, world, settings)
+    if exhausted is not None:
+        if settings.budget_action == "refuse":
+            message = f"{exhausted}; refused (budgetAction: refuse). Raise the budget and recreate the job."
+            st.set_condition("Failed", ConditionStatus.TRUE, "BudgetExhausted", message)
+            st.stamp("completionTime")
+        else:
+            message = f"{exhausted}; waiting until an admin raises it (budgetAction: wait)."
+        if st.set_condition("Running", ConditionStatus.FALSE, "BudgetExhausted", message):
+            plan.event("Warning", "BudgetExhausted", message)
+        return False
     cap = settings.max_running_per_namespace
     if waits_for_slot(ftj, world.running_in_namespace, world.older_waiting, cap):
         message = (
@@ -295,6 +310,29 @@ def _may_start(
             plan.event("Normal", "Queued", message)
         return False
     return True
+
+
+def budget_exhausted(
+    ftj: FineTuneJob, world: FineTuneJobWorld, settings: OperatorSettings
+) -> str | None:
+    """Why the namespace's or the experiment's carbon budget holds this job back, or None.
+
+    A job is admitted while what the others spent is below the budget (a running job's own
+    ``spec.carbon.budgetKg`` bounds what it adds); once spent reaches it, new jobs wait or are
+    refused, by ``settings.budget_action``."""
+    ns = ftj.metadata.namespace or "default"
+    experiment = ftj.metadata.labels.get(LABEL_EXPERIMENT)
+    checks = [(f"namespace {ns}", settings.namespace_budgets_kg.get(ns), world.namespace_spent_kg)]
+    if experiment:
+        budget = settings.experiment_budgets_kg.get(experiment)
+        checks.append((f"experiment {experiment}", budget, world.experiment_spent_kg))
+    for what, budget, spent in checks:
+        if budget is not None and spent >= budget:
+            return (
+                f"The carbon budget of {what} is spent: {spent:.6g} kg CO2e of {budget:.6g} kg by"
+                " its other FineTuneJobs"
+            )
+    return None
 
 
 RESUMING_MESSAGE = (
