@@ -291,6 +291,17 @@ class ModelVersionStatus(ApiModel):
         default=None,
         description="Every operation's emissions together (carbonByOperation), kg CO2e.",
     )
+    tokens_served: int = Field(
+        default=0, ge=0, description="Tokens served by every deployment of it (deleted ones too)."
+    )
+    lifetime_grams_per_1k_tokens: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "The whole life amortised over what it served: lifetimeEmissionsKg x 1e6 /"
+            " tokensServed (training, verification, exports… included; none before a token)."
+        ),
+    )
     lifetime_emissions: str | None = Field(
         default=None,
         max_length=32,

@@ -177,6 +177,7 @@ def serving_totals(
         "servingByDeployment": ordered,
         "servingEnergyKwh": sum(float(e.get("energyKwh", 0.0)) for e in ordered),
         "servingEmissionsKg": sum(float(e.get("emissionsKg", 0.0)) for e in ordered),
+        "tokensServed": sum(int(e.get("tokens", 0)) for e in ordered),
     }
 
 

@@ -85,6 +85,16 @@ def test_every_operation_kind_reports_energy_and_emissions_into_the_versions_tot
     )
 
 
+def test_the_whole_life_is_amortised_over_the_tokens_served() -> None:
+    status = _plan()
+    assert status["tokensServed"] == 9
+    assert status["lifetimeGramsPer1KTokens"] == pytest.approx(
+        status["lifetimeEmissionsKg"] * 1e6 / 9
+    )
+    unserved = plan_modelversion(_version(), ModelVersionWorld(), SETTINGS, NOW).status or {}
+    assert unserved.get("lifetimeGramsPer1KTokens") is None, "none before a token"
+
+
 def test_the_figures_add_up_exactly_on_recorded_numbers() -> None:
     by_kind = _plan()["carbonByOperation"]
     assert by_kind["training"] == {

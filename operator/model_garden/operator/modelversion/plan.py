@@ -200,6 +200,8 @@ def plan_modelversion(
     st.fields["carbonByOperation"] = {k: v.to_wire() for k, v in by_kind.items()}
     lifetime = sum(v.emissions_kg for v in by_kind.values())
     st.fields["lifetimeEmissionsKg"] = lifetime
+    tokens = int(st.fields.get("tokensServed") or 0)
+    st.fields["lifetimeGramsPer1KTokens"] = lifetime * 1e6 / tokens if tokens else None
     st.fields["lifetimeEmissions"] = format_emissions(lifetime)
     plan.status = st.patch()
     return plan
