@@ -126,7 +126,5 @@ export MODEL_GARDEN_RUNTIME_PYTHON
 rm -f "$_mg_envtest_log"
 # The dashboard's npm dependencies (cached by package-lock.json's hash): tests/dashboard and
 # tests/browser (axe-core). Prints the folder holding node_modules/.
-if [[ -f "$_mg_root/scripts/build-dashboard-deps.sh" ]]; then  # TEMP guard until it lands
-  MODEL_GARDEN_DASHBOARD_MODULES="$(_mg_phase "dashboard npm deps" bash "$_mg_root/scripts/build-dashboard-deps.sh" | tail -1)"
-  export MODEL_GARDEN_DASHBOARD_MODULES
-fi
+MODEL_GARDEN_DASHBOARD_MODULES="$(_mg_phase "dashboard npm deps" bash "$_mg_root/scripts/build-dashboard-deps.sh" | tail -1)"
+export MODEL_GARDEN_DASHBOARD_MODULES
