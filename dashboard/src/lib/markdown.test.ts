@@ -31,5 +31,12 @@ describe('renderMarkdown', () => {
     expect(html).toContain('<table><thead><tr><th>metric</th><th>value</th></tr></thead><tbody><tr><td>loss</td><td>0.9</td></tr></tbody></table>');
   });
 
+  it('leaves out the YAML front matter of a Hugging Face card', () => {
+    const card = '---\nlibrary_name: transformers\nco2_eq_emissions:\n  emissions: 0.005\n---\n\n# pets\n';
+    const html = renderMarkdown(card);
+    expect(html).not.toContain('library_name');
+    expect(html).toContain('pets');
+    expect(renderMarkdown('# plain\n---\nnot front matter')).toContain('plain');
+  });
   it('escapes quotes', () => expect(escapeHtml(`"'&`)).toBe('&quot;&#39;&amp;'));
 });

@@ -48,8 +48,16 @@ function tableRow(line: string): string[] {
 }
 
 /** Markdown to HTML made only of escaped text and the tags this function writes. */
+/** The card without its YAML front matter (Hugging Face metadata: tags, co2_eq_emissions, …),
+ * which the page shows in its own panels; a card without front matter is returned as is. */
+export function withoutFrontMatter(markdown: string): string {
+  const text = markdown.replace(/\r\n?/g, '\n');
+  const match = /^---\n[\s\S]*?\n---\n/.exec(text);
+  return match ? text.slice(match[0].length) : text;
+}
+
 export function renderMarkdown(markdown: string): string {
-  const lines = markdown.replace(/\r\n?/g, '\n').split('\n');
+  const lines = withoutFrontMatter(markdown).split('\n');
   const out: string[] = [];
   let i = 0;
   while (i < lines.length) {
