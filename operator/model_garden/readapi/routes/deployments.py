@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 from starlette.background import BackgroundTask
@@ -16,35 +16,15 @@ from model_garden.api import InferenceDeployment
 from .. import history, models
 from ..deps import CallerDep, SettingsDep, SourceDep, must_get
 from ..source import ApiError
-from .resources import manifest_errors, must_parse, page
+from .resources import ListQueryDep, manifest_errors, must_parse, page
 
 KIND = "InferenceDeployment"
 router = APIRouter(prefix="/inferencedeployments", tags=["inferencedeployments"])
 
 
 @router.get("", response_model=models.DeploymentList)
-def list_deployments(
-    source: SourceDep,
-    caller: CallerDep,
-    namespace: str | None = None,
-    model: str | None = None,
-    experiment: str | None = None,
-    condition: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    continue_: Annotated[str | None, Query(alias="continue")] = None,
-) -> dict[str, Any]:
-    return page(
-        source,
-        KIND,
-        InferenceDeployment,
-        caller,
-        namespace=namespace,
-        limit=limit,
-        continue_=continue_,
-        model=model,
-        experiment=experiment,
-        condition=condition,
-    )
+def list_deployments(source: SourceDep, caller: CallerDep, query: ListQueryDep) -> dict[str, Any]:
+    return page(source, KIND, InferenceDeployment, caller, query)
 
 
 @router.get("/{namespace}/{name}", response_model=InferenceDeployment)

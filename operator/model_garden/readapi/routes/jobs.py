@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body
 from pydantic import ValidationError
 
 from model_garden.api import FineTuneJob
@@ -12,35 +12,15 @@ from model_garden.api import FineTuneJob
 from .. import history, models
 from ..deps import CallerDep, SettingsDep, SourceDep, must_get
 from ..source import ApiError
-from .resources import manifest_errors, must_parse, page
+from .resources import ListQueryDep, manifest_errors, must_parse, page
 
 KIND = "FineTuneJob"
 router = APIRouter(prefix="/finetunejobs", tags=["finetunejobs"])
 
 
 @router.get("", response_model=models.JobList)
-def list_jobs(
-    source: SourceDep,
-    caller: CallerDep,
-    namespace: str | None = None,
-    model: str | None = None,
-    experiment: str | None = None,
-    condition: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    continue_: Annotated[str | None, Query(alias="continue")] = None,
-) -> dict[str, Any]:
-    return page(
-        source,
-        KIND,
-        FineTuneJob,
-        caller,
-        namespace=namespace,
-        limit=limit,
-        continue_=continue_,
-        model=model,
-        experiment=experiment,
-        condition=condition,
-    )
+def list_jobs(source: SourceDep, caller: CallerDep, query: ListQueryDep) -> dict[str, Any]:
+    return page(source, KIND, FineTuneJob, caller, query)
 
 
 @router.get("/{namespace}/{name}", response_model=FineTuneJob)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
+from fastapi import Depends, Query
 from pydantic import BaseModel, ValidationError
 
 from ..query import paginate, select
@@ -44,20 +45,40 @@ def must_parse(model: type[M], body: dict[str, Any]) -> M:
     return parsed
 
 
+class ListQuery:
+    """The query of every list route: the filters, and a page (``limit``, ``continue``)."""
+
+    def __init__(
+        self,
+        namespace: str | None = None,
+        model: str | None = None,
+        experiment: str | None = None,
+        condition: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        continue_: Annotated[str | None, Query(alias="continue")] = None,
+    ) -> None:
+        self.namespace, self.limit, self.continue_ = namespace, limit, continue_
+        self.filters = {"model": model, "experiment": experiment, "condition": condition}
+
+
+ListQueryDep = Annotated[ListQuery, Depends()]
+
+
 def page(
     source: Source,
     kind: str,
     schema: type[M],
     caller: Caller,
-    *,
-    namespace: str | None,
-    limit: int,
-    continue_: str | None,
-    **filters: str | None,
+    query: ListQuery,
+    **more: str | None,
 ) -> dict[str, Any]:
-    """One page of a filtered list, as ``{items, continue, total}``."""
-    items = select(source.items(kind, caller, namespace), namespace=namespace, **filters)
-    chunk, token = paginate(items, limit, continue_)
+    """One page of a filtered list, as ``{items, continue, total}`` (``more``: filters of one
+    kind, e.g. a version's stage)."""
+    namespace = query.namespace
+    items = select(
+        source.items(kind, caller, namespace), namespace=namespace, **query.filters, **more
+    )
+    chunk, token = paginate(items, query.limit, query.continue_)
     parsed = [p for p in (parse(schema, body) for body in chunk) if p is not None]
     return {"items": parsed, "continue": token, "total": len(items)}
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
 from model_garden.api.labels import ANNOTATION_EVALUATION
@@ -13,7 +13,7 @@ from model_garden.api.modelversion import evaluation_card_lines
 
 from .. import models
 from ..deps import CallerDep, SourceDep, must_get
-from .resources import must_parse, page, parse
+from .resources import ListQueryDep, must_parse, page, parse
 
 KIND = "ModelVersion"
 router = APIRouter(prefix="/modelversions", tags=["modelversions"])
@@ -21,29 +21,9 @@ router = APIRouter(prefix="/modelversions", tags=["modelversions"])
 
 @router.get("", response_model=models.VersionList)
 def list_versions(
-    source: SourceDep,
-    caller: CallerDep,
-    namespace: str | None = None,
-    model: str | None = None,
-    experiment: str | None = None,
-    condition: str | None = None,
-    stage: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    continue_: Annotated[str | None, Query(alias="continue")] = None,
+    source: SourceDep, caller: CallerDep, query: ListQueryDep, stage: str | None = None
 ) -> dict[str, Any]:
-    return page(
-        source,
-        KIND,
-        ModelVersion,
-        caller,
-        namespace=namespace,
-        limit=limit,
-        continue_=continue_,
-        model=model,
-        experiment=experiment,
-        condition=condition,
-        stage=stage,
-    )
+    return page(source, KIND, ModelVersion, caller, query, stage=stage)
 
 
 @router.get("/{namespace}/{name}", response_model=ModelVersion)
