@@ -68,7 +68,8 @@ def console_errors(page: Page) -> list[str]:
 
     def on_console(msg: ConsoleMessage) -> None:
         if msg.type == "error":
-            errors.append(msg.text)
+            where = msg.location.get("url") if msg.location else None
+            errors.append(f"{msg.text} ({where})" if where else msg.text)
 
     page.on("console", on_console)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -144,6 +145,8 @@ def test_chat_in_the_playground_streams_a_reply(
     page: Page, garden: Garden, artifacts: Path
 ) -> None:
     open_app(page, garden, f"#/deployments/{NAMESPACE}/{deployment_name(garden)}")
+    # greedy: a barely trained tiny model sampled at a temperature may stop at once
+    page.get_by_test_id("chat-temperature").fill("0")
     page.get_by_test_id("chat-input").fill("Describe the pets. a red cat")
     with page.expect_response(lambda r: "/chat/completions" in r.url) as answered:
         page.get_by_test_id("chat-send").click()

@@ -177,7 +177,7 @@ export interface ChatMessage {
 export async function streamChat(
   ns: string,
   name: string,
-  body: { messages: ChatMessage[]; model?: string; max_tokens?: number },
+  body: { messages: ChatMessage[]; model?: string; max_tokens?: number; temperature?: number },
   onText: (text: string) => void,
   signal?: AbortSignal,
 ): Promise<void> {
