@@ -73,11 +73,11 @@ def test_the_report_with_samples_sits_beside_the_artifact(
     assert mv["status"]["evaluation"]["report"].endswith("/v1/eval.json")
     assert report["loss"] == mv["status"]["evaluation"]["loss"]
     assert [s["prompt"] for s in report["samples"]] == [PROMPT, "Describe the pets."]
-    # A barely trained tiny model may stop at once for one prompt (greedy EOS), or say only
-    # newlines (CPU training is not bit-identical across machines): every prompt gets a
-    # completion, and the model generated something, whitespace included.
+    # Every prompt gets its greedy completion. What a barely trained tiny model says is not
+    # asserted: it may stop at once, or say only special tokens, which decode to "" (both seen
+    # in CI: CPU training is not bit-identical across machines).
     assert all(isinstance(s["completion"], str) for s in report["samples"]), report["samples"]
-    assert any(s["completion"] for s in report["samples"]), report["samples"]
+    assert evaluated["pets-v1"].count("  → ") == 2, "the CLI shows each sample"
     assert 'prompt: "Describe the pets.\\n\\na red cat"' in evaluated["pets-v1"]
     # the artifact itself is untouched: the version stays verified
     ready = [c for c in mv["status"]["conditions"] if c["type"] == "Ready"]

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TypeVar
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -27,6 +29,7 @@ MAX_BODY_BYTES = 64 * 1024
 """Progress and carbon documents are well under 2 KiB; anything near this is not ours."""
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class PollRefused(Exception):
@@ -47,6 +50,17 @@ def fetch_meter(
     return fetch_document(ServingCarbon, f"http://{ip}:{port}{path}", timeout, max_bytes)
 
 
+def _on_own_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run``, or, when this thread already runs an event loop (a caller inside one),
+    the same on a worker thread: a poll never fails for where it was called from."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def fetch_document(model: type[M], url: str, timeout: float, max_bytes: int) -> M | None:
     """GET ``url`` and parse it as ``model``: at most ``timeout`` seconds in all and ``max_bytes``.
 
@@ -54,7 +68,7 @@ def fetch_document(model: type[M], url: str, timeout: float, max_bytes: int) -> 
     cancelled read stops at once: the deadline holds however slowly the pod sends.
     """
     try:
-        body = asyncio.run(_bounded_get(url, timeout, max_bytes))
+        body = _on_own_loop(_bounded_get(url, timeout, max_bytes))
         return model.model_validate_json(body)
     except TimeoutError:
         log.warning("%s: no complete answer within %ss; skipped this poll", url, timeout)

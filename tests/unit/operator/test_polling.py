@@ -109,3 +109,21 @@ def test_a_huge_body_is_refused(
         assert fetch_meter("127.0.0.1", port, "/carbon", timeout=5.0) is None
         assert time.monotonic() - started < 2.0
     assert f"{MAX_BODY_BYTES}-byte cap" in caplog.text
+
+
+def test_a_poll_from_inside_a_running_event_loop_still_answers() -> None:
+    """A caller that runs an event loop in its thread (a browser driver in a test session, an
+    async server) gets the answer, not "asyncio.run() cannot be called from a running loop"."""
+    import asyncio
+
+    def good(handler: BaseHTTPRequestHandler, _stop: threading.Event) -> None:
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(GOOD.encode())
+
+    async def inside(port: int) -> ServingCarbon | None:
+        return fetch_meter("127.0.0.1", port, "/carbon", timeout=5)
+
+    for port in serve(good):
+        got = asyncio.run(inside(port))
+        assert got is not None and got.energy_joules == 5.0
