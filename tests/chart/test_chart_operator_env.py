@@ -73,18 +73,10 @@ def test_gpu_values_become_the_defaults_of_gpu_pods(monkeypatch: pytest.MonkeyPa
     assert cpu["MODEL_GARDEN_OPERATOR_GPU_TOLERATIONS"] == "[]"
 
 
-def test_meter_scrapers_reach_the_operators_network_policies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    off = _env(RENDERED["monitoring-off"])
-    assert json.loads(off["MODEL_GARDEN_OPERATOR_METRICS_SCRAPER_PEERS"]) == []
-    proc = helm(
-        "template",
-        "mg",
-        str(CHART),
-        "--set-json",
-        f"monitoring.meterScrapers=[{json.dumps(PROMETHEUS)}]",
-    )
+def _operator_env(*flags: str) -> dict[str, str]:
+    """The operator container's environment, rendered with these ``helm template`` flags (the
+    chart has a second Deployment, the read API's: the operator's is picked by its component)."""
+    proc = helm("template", "mg", str(CHART), *flags)
     assert proc.returncode == 0, proc.stderr
     (dep,) = [
         o
@@ -94,7 +86,15 @@ def test_meter_scrapers_reach_the_operators_network_policies(
         and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
     ]
     (container,) = dep["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def test_meter_scrapers_reach_the_operators_network_policies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    off = _env(RENDERED["monitoring-off"])
+    assert json.loads(off["MODEL_GARDEN_OPERATOR_METRICS_SCRAPER_PEERS"]) == []
+    env = _operator_env("--set-json", f"monitoring.meterScrapers=[{json.dumps(PROMETHEUS)}]")
     settings = _settings(env, monkeypatch)
     assert meter_peers(settings)[1:] == [PROMETHEUS]
     # a peer with no selector would admit every pod: the schema refuses it before the operator
@@ -104,20 +104,7 @@ def test_meter_scrapers_reach_the_operators_network_policies(
 
 def test_grid_overrides_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "MODEL_GARDEN_OPERATOR_GRID_OVERRIDES" not in _env(RENDERED["monitoring-off"])
-    proc = helm(
-        "template", "mg", str(CHART), "--set-json",
-        'carbon.gridOverrides={"aws:eu-west-3": 21, "DEU": 300.5}',
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    (dep,) = [
-        o
-        for o in yaml.safe_load_all(proc.stdout)
-        if o
-        and o["kind"] == "Deployment"
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
-    ]
-    (container,) = dep["spec"]["template"]["spec"]["containers"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = _operator_env("--set-json", 'carbon.gridOverrides={"aws:eu-west-3": 21, "DEU": 300.5}')
     settings = _settings(env, monkeypatch)
     assert settings.grid_overrides == {"aws:eu-west-3": 21.0, "DEU": 300.5}
     bad = helm(
@@ -129,21 +116,12 @@ def test_grid_overrides_reach_the_operators_settings(monkeypatch: pytest.MonkeyP
 def test_carbon_budgets_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     default = _settings(_env(RENDERED["monitoring-off"]), monkeypatch)
     assert (default.namespace_budgets_kg, default.budget_action) == ({}, "wait")
-    proc = helm(
-        "template", "mg", str(CHART), "--set-json",
+    env = _operator_env(
+        "--set-json",
         'carbon.budgets={"namespaces": {"team-a": 2.5}, "experiments": {"sweep": 0.5},'
         ' "action": "refuse"}',
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    (dep,) = [
-        o
-        for o in yaml.safe_load_all(proc.stdout)
-        if o
-        and o["kind"] == "Deployment"
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
-    ]
-    (container,) = dep["spec"]["template"]["spec"]["containers"]
-    settings = _settings({e["name"]: e["value"] for e in container["env"]}, monkeypatch)
+    )
+    settings = _settings(env, monkeypatch)
     assert settings.namespace_budgets_kg == {"team-a": 2.5}
     assert (settings.experiment_budgets_kg, settings.budget_action) == ({"sweep": 0.5}, "refuse")
     bad = helm("template", "mg", str(CHART), "--set", "carbon.budgets.action=later")

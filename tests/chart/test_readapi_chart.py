@@ -4,8 +4,6 @@ Ingress, the artifacts claim, and checkov on every value set plus one with the I
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import zipfile
@@ -17,11 +15,10 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
-from harness.tools import checkov
 from unit.operator.test_manifests import pod_spec, restricted_violations
 
 from .render import CHART, NAMESPACE, REPO, VALUE_SETS, ValueSet, by_kind, helm, render
-from .test_checkov import ALLOWED_SKIPS
+from .test_checkov import ALLOWED_SKIPS, checkov_reports, failed_checks
 
 pytestmark = pytest.mark.chart
 
@@ -290,21 +287,8 @@ def test_checkov_passes_on_the_read_api_objects(tmp_path: Path) -> None:
     """test_checkov.py covers the shipped value sets; this adds the Ingress and the node's."""
     for vs in SETS:
         (tmp_path / f"{vs.name}.yaml").write_text(yaml.safe_dump_all(readapi(RENDERED[vs.name])))
-    proc = subprocess.run(
-        [
-            checkov(), "-d", str(tmp_path), "--framework", "kubernetes", "--skip-download",
-            "--compact", "-o", "json",
-        ],
-        capture_output=True, text=True, timeout=300, check=False,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )  # fmt: skip
-    report = json.loads(proc.stdout)
-    reports = report if isinstance(report, list) else [report]
-    failed = [
-        f"{c['check_id']} {c['resource']} ({c['file_path']})"
-        for r in reports
-        for c in r["results"]["failed_checks"]
-    ]
+    reports = checkov_reports(tmp_path)
+    failed = failed_checks(reports)
     assert failed == [], "\n".join(failed)
     checked = {c["resource"] for r in reports for c in r["results"]["passed_checks"]}
     assert any(r.startswith("Ingress.") for r in checked), sorted(checked)
