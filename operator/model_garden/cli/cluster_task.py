@@ -76,13 +76,6 @@ def claim_uri(backend: ClusterBackend, mv: dict[str, Any], *parts: str) -> str:
     return "/".join([f"pvc://{claim}", backend.namespace, *parts])
 
 
-def _finished(job: dict[str, Any]) -> str | None:
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return str(condition["type"])
-    return None
-
-
 def run_task(
     backend: ClusterBackend,
     mv: dict[str, Any],
@@ -100,6 +93,7 @@ def run_task(
     from model_garden.api import ModelVersion
     from model_garden.api.common import Resources
     from model_garden.operator.modelversion.tasks import build_task_job
+    from model_garden.operator.observe import job_finished
     from model_garden.operator.settings import OperatorSettings
 
     from . import config as cli_config
@@ -121,7 +115,7 @@ def run_task(
     current, started = created, time.monotonic()
     try:
         with console(stderr=True).status(f"{what} (Job {name})"):
-            while (state := _finished(current)) is None:
+            while (state := job_finished(current)) is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise CliError(f"Job {name} did not finish in {timeout:.0f}s")
                 time.sleep(POLL_SECONDS)
@@ -151,13 +145,12 @@ def _unschedulable(backend: ClusterBackend, job: str) -> str | None:
     pods = backend.guarded(
         lambda: backend.x.list_objects("v1", "Pod", backend.namespace, selector), "listing pods"
     )
+    from model_garden.operator.observe import condition
+
     for pod in pods:
-        for condition in (pod.get("status") or {}).get("conditions") or []:
-            if (
-                condition.get("type") == "PodScheduled"
-                and condition.get("reason") == "Unschedulable"
-            ):
-                return str(condition.get("message") or "unschedulable")
+        scheduled = condition(pod, "PodScheduled") or {}
+        if scheduled.get("reason") == "Unschedulable":
+            return str(scheduled.get("message") or "unschedulable")
     return None
 
 
