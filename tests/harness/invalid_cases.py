@@ -280,8 +280,22 @@ CASES = [
         False,
     ),
     Case(
-        "a scheduling window (not implemented yet)",
-        edit(FTJ, "spec.carbon.schedulingWindow", {"notBefore": "2026-01-01T00:00:00Z"}),
+        "a scheduling window that ends before it starts",
+        edit(
+            FTJ,
+            "spec.carbon.schedulingWindow",
+            {"notBefore": "2026-01-02T00:00:00Z", "notAfter": "2026-01-01T00:00:00Z"},
+        ),
+        "spec.carbon.schedulingWindow",
+        False,
+    ),
+    Case(
+        "a pause threshold below the start threshold",
+        edit(
+            edit(FTJ, "spec.carbon.maxGridIntensity", 200),
+            "spec.carbon.pauseAboveGridIntensity",
+            100,
+        ),
         "spec.carbon",
         False,
     ),

@@ -263,12 +263,26 @@ def test_training_carbon_status_carries_the_display_figure() -> None:
     assert status.emissions_kg == 1.853453560257589e-07
 
 
-def test_scheduling_window_is_refused_with_a_message_that_says_why() -> None:
-    body = edit(FTJ, "spec.carbon.schedulingWindow", {"notBefore": "2026-01-01T00:00:00Z"})
+def test_scheduling_settings_are_checked_with_messages_that_name_the_field() -> None:
+    window = {"notBefore": "2026-01-02T00:00:00Z", "notAfter": "2026-01-01T00:00:00Z"}
+    with pytest.raises(ValidationError) as err:
+        FineTuneJob.model_validate(edit(FTJ, "spec.carbon.schedulingWindow", window))
+    (line,) = describe_errors(err.value)
+    assert line == "spec.carbon.schedulingWindow: notAfter must be later than notBefore"
+    body = edit(
+        edit(FTJ, "spec.carbon.maxGridIntensity", 200), "spec.carbon.pauseAboveGridIntensity", 100
+    )
     with pytest.raises(ValidationError) as err:
         FineTuneJob.model_validate(body)
     (line,) = describe_errors(err.value)
-    assert line.startswith("spec.carbon.schedulingWindow: scheduling windows are not implemented")
+    assert line.startswith("spec.carbon: pauseAboveGridIntensity must be at least maxGridIntensity")
+    window = {"notBefore": "2026-01-01T00:00:00Z", "notAfter": "2026-01-02T00:00:00Z"}
+    body = edit(
+        edit(FTJ, "spec.carbon.schedulingWindow", window), "spec.carbon.maxGridIntensity", 80
+    )
+    carbon = FineTuneJob.model_validate(body).spec.carbon
+    assert carbon.scheduled and carbon.max_grid_intensity == 80
+    assert not FineTuneJob.model_validate(FTJ).spec.carbon.scheduled
 
 
 # --- serving exposure and carbon status (items 10 and 1) -------------------------------------

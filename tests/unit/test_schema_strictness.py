@@ -268,7 +268,7 @@ def all_constraints() -> list[Constraint]:
 
 def edits(value: Any, schema: dict[str, Any], depth: int = 3) -> Iterator[Callable[[Any], Any]]:
     """Single edits inside ``value`` (an object node): drop or add a field, another enum value,
-    a flipped boolean, the largest integer, the longest valid string — down to ``depth``."""
+    a flipped boolean, the largest number, the longest valid string — down to ``depth``."""
     if not isinstance(value, dict) or depth == 0:
         return
     props = schema.get("properties", {})
@@ -277,6 +277,8 @@ def edits(value: Any, schema: dict[str, Any], depth: int = 3) -> Iterator[Callab
             yield _at(name, lambda _: DELETE)
         if name not in value:
             yield _at(name, lambda _, sub=sub: example(sub))
+            if sub.get("type") in ("integer", "number") and "maximum" in sub:
+                yield _at(name, lambda _, m=sub["maximum"]: m)
             for other in [*sub.get("enum", []), *([True] if sub.get("type") == "boolean" else [])]:
                 yield _at(name, lambda _, o=other: o)
             continue
@@ -285,7 +287,7 @@ def edits(value: Any, schema: dict[str, Any], depth: int = 3) -> Iterator[Callab
                 yield _at(name, lambda _, o=option: o)
         if sub.get("type") == "boolean":
             yield _at(name, lambda v: not v)
-        if sub.get("type") == "integer" and "maximum" in sub:
+        if sub.get("type") in ("integer", "number") and "maximum" in sub:
             yield _at(name, lambda _, m=sub["maximum"]: m)
         if sub.get("type") == "string" and "maxLength" in sub:
             longest = "a" * sub["maxLength"]
@@ -361,7 +363,7 @@ def test_the_model_refuses_what_the_schema_refuses(constraint: Constraint) -> No
     accepted = [(base, doc) for base, doc in controls if _accepts(model, doc)]
     if not accepted:
         # The only way to reach this field is through something the schema refuses as a whole
-        # (spec.carbon.schedulingWindow until scheduling windows exist): then what holds is that
+        # (a field behind a CEL rule that refuses its parent whenever it is set): then what holds is that
         # the schema's CEL rule refuses every such document, as the model just did.
         assert all(refused_by_a_cel_rule(kind, doc) for _, doc in controls), (
             f"no valid document reaches {shown(constraint.path)}: {describe(model, controls[0][1])}"

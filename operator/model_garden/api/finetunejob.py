@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from .common import (
     MAX_STATUS_RECOMMENDATIONS,
@@ -208,27 +208,54 @@ class Checkpointing(ApiModel):
 
 
 class SchedulingWindow(ApiModel):
-    """Start no earlier/later than these times (RFC 3339); e.g. to follow a low-carbon window."""
-
-    not_before: datetime | None = Field(default=None, description="Do not start before this time.")
-    not_after: datetime | None = Field(
-        default=None, description="Do not start after this time (the job fails as Expired)."
-    )
-
-
-SCHEDULING_WINDOW_REFUSAL = (
-    "scheduling windows are not implemented yet: remove spec.carbon.schedulingWindow"
-    " (the job would otherwise start at once, ignoring the window)"
-)
-
-
-class CarbonSettings(ApiModel):
-    """Where the energy is drawn and what the run may cost."""
+    """When the job may start (RFC 3339): not before ``notBefore``, and at ``notAfter`` at the
+    latest, whatever the grid's intensity then (the deadline that bounds a carbon deferral)."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": "!has(self.schedulingWindow)", "message": SCHEDULING_WINDOW_REFUSAL}
+                {
+                    "rule": "!has(self.notBefore) || !has(self.notAfter)"
+                    " || timestamp(self.notBefore) < timestamp(self.notAfter)",
+                    "message": "notAfter must be later than notBefore",
+                }
+            ]
+        }
+    )
+
+    not_before: datetime | None = Field(default=None, description="Do not start before this time.")
+    not_after: datetime | None = Field(
+        default=None,
+        description=(
+            "Start by this time at the latest, whatever the intensity (default: the operator's"
+            " maxDeferral after creation)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SchedulingWindow:
+        if self.not_before and self.not_after and self.not_before >= self.not_after:
+            raise ValueError("notAfter must be later than notBefore")
+        return self
+
+
+PAUSE_BELOW_MAX = (
+    "pauseAboveGridIntensity must be at least maxGridIntensity (the job would pause at an"
+    " intensity it is allowed to start at)"
+)
+
+
+class CarbonSettings(ApiModel):
+    """Where the energy is drawn, what the run may cost, and when it may run."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.pauseAboveGridIntensity) || !has(self.maxGridIntensity)"
+                    " || self.pauseAboveGridIntensity >= self.maxGridIntensity",
+                    "message": PAUSE_BELOW_MAX,
+                }
             ]
         }
     )
@@ -246,18 +273,44 @@ class CarbonSettings(ApiModel):
     )
     scheduling_window: SchedulingWindow | None = Field(
         default=None,
+        description="When the job may start: not before notBefore, by notAfter at the latest.",
+    )
+    max_grid_intensity: int | None = Field(
+        default=None,
+        ge=0,
+        le=10000,
         description=(
-            "Reserved for carbon-aware scheduling, which is not implemented yet: a set window"
-            " is refused rather than silently ignored."
+            "Start only while the grid's intensity (g CO2e/kWh, the operator's live provider or"
+            " tables) is at or below this; until then the job is Deferred, up to the window's"
+            " notAfter. A paused job resumes at or below it too."
+        ),
+    )
+    pause_above_grid_intensity: int | None = Field(
+        default=None,
+        ge=0,
+        le=10000,
+        description=(
+            "Pause a running job at a checkpoint while the intensity is above this (its Job is"
+            " stopped with SIGTERM, which checkpoints, and made again later: it resumes from the"
+            " checkpoint); at least maxGridIntensity."
         ),
     )
 
-    @field_validator("scheduling_window")
-    @classmethod
-    def _not_yet(cls, window: SchedulingWindow | None) -> SchedulingWindow | None:
-        if window is not None:
-            raise ValueError(SCHEDULING_WINDOW_REFUSAL)
-        return window
+    @model_validator(mode="after")
+    def _pause_not_below_start(self) -> CarbonSettings:
+        pause, start = self.pause_above_grid_intensity, self.max_grid_intensity
+        if pause is not None and start is not None and pause < start:
+            raise ValueError(PAUSE_BELOW_MAX)
+        return self
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the job's start or run depends on the time or the grid."""
+        return (
+            self.scheduling_window is not None
+            or self.max_grid_intensity is not None
+            or self.pause_above_grid_intensity is not None
+        )
 
 
 class EvaluationSettings(ApiModel):
@@ -359,6 +412,48 @@ class TrainingCarbonStatus(CarbonReport):
         return cls.model_validate({**wire, "emissions": format_emissions(report.emissions_kg)})
 
 
+class SchedulingStatus(ApiModel):
+    """Carbon-aware scheduling of the run: the intensity seen, the time shifted, the emissions
+    avoided. ``avoidedKg`` compares with starting at once at the intensity seen first
+    (``baselineGPerKwh``): energy × baseline − Σ each run segment's energy × the intensity when
+    it (re)started; negative when waiting cost more."""
+
+    intensity_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="The intensity seen last, g CO2e/kWh."
+    )
+    intensity_source: str | None = Field(
+        default=None, max_length=200, description="Where it came from (live provider, table)."
+    )
+    intensity_time: str | None = Field(
+        default=None, max_length=40, description="The time that figure refers to."
+    )
+    baseline_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="The intensity when the job was first seen."
+    )
+    first_seen: datetime | None = Field(default=None, description="When it was first seen.")
+    deferred_seconds: float = Field(
+        default=0.0, ge=0, description="How long the start was held back."
+    )
+    paused_seconds: float = Field(default=0.0, ge=0, description="Time spent paused in all.")
+    pauses: int = Field(default=0, ge=0, description="How many times it was paused.")
+    paused_since: datetime | None = Field(default=None, description="Set while paused.")
+    paused_version: int | None = Field(
+        default=None, ge=1, description="The version a paused job keeps for its resumption."
+    )
+    segment_intensity_g_per_kwh: float | None = Field(
+        default=None, ge=0, description="The intensity when the current run segment started."
+    )
+    segment_start_energy_kwh: float = Field(
+        default=0.0, ge=0, description="The run's energy when the current segment started."
+    )
+    finished_segments_grams: float = Field(
+        default=0.0, ge=0, description="Σ energy × intensity of the segments before it, g."
+    )
+    avoided_kg: float | None = Field(
+        default=None, description="Emissions avoided against starting at once, kg CO2e."
+    )
+
+
 class FineTuneJobStatus(ApiModel):
     """Observed state of a FineTuneJob."""
 
@@ -381,6 +476,9 @@ class FineTuneJobStatus(ApiModel):
         default_factory=list,
         max_length=MAX_STATUS_RECOMMENDATIONS,
         description="Carbon recommendations, biggest estimated saving first.",
+    )
+    scheduling: SchedulingStatus | None = Field(
+        default=None, description="Carbon-aware scheduling (spec.carbon's window and thresholds)."
     )
 
 

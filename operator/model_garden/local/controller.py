@@ -25,6 +25,7 @@ from model_garden.api.labels import LABEL_COMPONENT, LABEL_FTJ_UID, LABEL_IDEP_U
 from model_garden.operator import observe
 from model_garden.operator.finetunejob import admission
 from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
+from model_garden.operator.gridreading import grid_now, operator_grid
 from model_garden.operator.inferencedeployment.objects import endpoint
 from model_garden.operator.inferencedeployment.plan import (
     InferenceDeploymentWorld,
@@ -96,6 +97,7 @@ class LocalController:
     def __init__(self, store: LocalStore, settings: OperatorSettings | None = None) -> None:
         self.store = store
         self.settings = settings or OperatorSettings()
+        self.grid = operator_grid(self.settings)
 
     def reconcile(self) -> None:
         """One pass over every Job, Deployment and resource of the store."""
@@ -142,6 +144,8 @@ class LocalController:
                 (m for m in world.model_versions if m.metadata.name == source.name), None
             )
         world.progress = read_progress(world.job, world.pods)
+        if ftj.spec.carbon.scheduled and not admission.is_done(ftj):
+            world.grid = grid_now(self.grid, ftj, settings)
         plan = plan_finetunejob(body, world, settings, utcnow())
         execute(store, plan, body)
 

@@ -22,10 +22,12 @@ from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus, utcnow
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
 from model_garden.api.labels import API_VERSION
+from model_garden.carbon.grid import Grid
 
 from .executor import Executor, NotOurs, VersionConflict
 from .finetunejob import admission
 from .finetunejob.plan import FineTuneJobWorld, plan_finetunejob
+from .gridreading import grid_now, operator_grid
 from .inferencedeployment.plan import InferenceDeploymentWorld, plan_inferencedeployment
 from .metrics import OperatorMetrics
 from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_deployments
@@ -64,6 +66,14 @@ class Context:
     """The admin policy ConfigMap, re-read at most every few seconds (None: the default)."""
     _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
+    _grid: Grid | None = None
+
+    def grid(self) -> Grid:
+        """The process's grid (made at first use: only carbon-scheduled jobs read it)."""
+        with self._guard:
+            if self._grid is None:
+                self._grid = operator_grid(self.settings)
+            return self._grid
 
     def namespace_lock(self, namespace: str) -> threading.Lock:
         """Admissions of one namespace are decided one at a time (versions, the cap)."""
@@ -274,6 +284,8 @@ def reconcile_finetunejob(
         )
         if world.job is None and not admission.is_done(ftj):
             world.policy = ctx.policy()  # checked only before the job starts
+        if ftj.spec.carbon.scheduled and not admission.is_done(ftj):
+            world.grid = grid_now(ctx.grid(), ftj, ctx.settings)
         if world.job is not None:
             owner.memo.pop("admitted_job", None)  # the index shows it now
         source = ftj.spec.base_model.model_version

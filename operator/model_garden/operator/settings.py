@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_garden.api.common import Toleration
 from model_garden.api.inferencedeployment import NetworkPeer
+from model_garden.carbon.grid import ProviderConfig
 
 TRAINER_SIGTERM_GRACE_SECONDS = 60
 """The trainer exits within this bound after SIGTERM (model_garden.training.run.SIGTERM_EXIT_BOUND_SECONDS)."""
@@ -51,6 +52,23 @@ class OperatorSettings(BaseSettings):
             "Grid intensities (g CO2e/kWh) by cloud region (aws:eu-west-3), region or country"
             " (FRA) that win over the tables: the chart's carbon.gridOverrides, as JSON."
         ),
+    )
+    grid_provider: ProviderConfig | None = Field(
+        default=None,
+        description=(
+            "A live grid-intensity provider (the chart's carbon.provider, as JSON; its"
+            " credentials are files from a Secret): carbon-aware scheduling reads it."
+        ),
+    )
+    carbon_max_deferral_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        description="A job deferred for the grid starts after this long when its window sets no notAfter.",
+    )
+    carbon_max_pause_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="A job paused for the grid resumes once paused this long in all.",
     )
     max_running_per_namespace: int = Field(
         default=4,

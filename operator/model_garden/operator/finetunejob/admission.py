@@ -81,11 +81,15 @@ def is_done(ftj: FineTuneJob) -> bool:
     ) and not budget_raised(ftj)
 
 
-def refused(ftj: FineTuneJob) -> bool:
-    """Refused by the admin policy (its last status says so): it waits for a spec or policy
-    change, not for a slot, so it does not hold younger jobs back."""
+NOT_WAITING_FOR_A_SLOT = ("PolicyRefused", "Deferred", "Paused")
+
+
+def waits_for_something_else(ftj: FineTuneJob) -> bool:
+    """Refused by the admin policy, or held by its carbon schedule (its last status says so):
+    it waits for a spec or policy change, a time or the grid, not for a slot, so it does not
+    hold younger jobs back."""
     return any(
-        c.type == "Running" and c.status == "False" and c.reason == "PolicyRefused"
+        c.type == "Running" and c.status == "False" and c.reason in NOT_WAITING_FOR_A_SLOT
         for c in ftj.status.conditions
     )
 
@@ -128,6 +132,11 @@ def decide(
             version = reserved_version(job, model)
             if version is not None:
                 reserved.add(version)
+    for other in ftjs:  # a paused job keeps its version for its resumption
+        paused = other.status.scheduling
+        if other.metadata.uid != uid and other.output_model == model and not is_done(other):
+            if paused is not None and paused.paused_version is not None:
+                reserved.add(paused.paused_version)
     with_job = {job_owner_uid(j) for j in jobs}
     older = sum(
         1
@@ -137,7 +146,7 @@ def decide(
         and not is_done(other)
         and not other.spec.queue_name
         and not other.spec.suspend
-        and not refused(other)
+        and not waits_for_something_else(other)
         and _created(other) < _created(ftj)
     )
     namespace_kg, experiment_kg = spent_by_others(ftj, ftjs)

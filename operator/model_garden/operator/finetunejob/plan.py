@@ -10,7 +10,11 @@ from model_garden.api import FineTuneJob, ModelVersion, version_name
 from model_garden.api.common import CarbonReport, ConditionStatus
 from model_garden.api.contracts import TrainingProgress, TrainingResult
 from model_garden.api.display import planned_total_steps, round_loss
-from model_garden.api.finetunejob import TrainingCarbonStatus, TrainingProgressStatus
+from model_garden.api.finetunejob import (
+    SchedulingStatus,
+    TrainingCarbonStatus,
+    TrainingProgressStatus,
+)
 from model_garden.api.labels import LABEL_EXPERIMENT, LABEL_FTJ_UID
 
 from .. import observe
@@ -19,6 +23,7 @@ from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
+from . import schedule
 from .admission import budget_raised, is_done, reserved_version, waits_for_slot
 from .diagnose import (
     Diagnosis,
@@ -75,6 +80,8 @@ class FineTuneJobWorld:
     policy: Policy | PolicyError | None = None
     """The admin policy in force (None: the documented default, no ConfigMap); checked only
     before the Job exists: a running job is not stopped by a later policy change."""
+    grid: schedule.GridNow | None = None
+    """The grid's intensity for the job's place, read only for a job that schedules on it."""
 
 
 def next_version(model: str, model_versions: list[ModelVersion], reserved: set[int]) -> int:
@@ -116,6 +123,8 @@ def plan_finetunejob(
     ftj = FineTuneJob.model_validate(body)
     plan = Plan()
     st = StatusDraft(ftj, now)
+    if ftj.spec.carbon.scheduled and not is_done(ftj):
+        _set_scheduling(st, schedule.seen(ftj.status.scheduling, world.grid, now))
     if is_done(ftj):
         pass
     elif budget_raised(ftj):
@@ -128,6 +137,19 @@ def plan_finetunejob(
         st.fields["recommendations"] = recommendations(ftj)
     plan.status = st.patch()
     return plan
+
+
+def _scheduling(st: StatusDraft) -> SchedulingStatus | None:
+    raw = st.fields.get("scheduling")
+    return SchedulingStatus.model_validate(raw) if raw else None
+
+
+def _set_scheduling(st: StatusDraft, status: SchedulingStatus) -> None:
+    st.fields["scheduling"] = status.to_wire()
+
+
+def _energy_kwh(st: StatusDraft) -> float:
+    return float((st.fields.get("carbon") or {}).get("energyKwh") or 0.0)
 
 
 def recommendations(ftj: FineTuneJob) -> list[dict[str, Any]]:
@@ -229,7 +251,15 @@ def _plan_start(
     when Kueue admits it or the spec suspends it."""
     if not _may_start(plan, st, ftj, world, settings):
         return
-    version = next_version(ftj.output_model, world.model_versions, world.reserved_versions)
+    sched = _scheduling(st)
+    version = sched.paused_version if sched is not None else None
+    if version is None or version in world.reserved_versions:
+        version = next_version(ftj.output_model, world.model_versions, world.reserved_versions)
+    if sched is not None:
+        resumed = sched.paused_since is not None
+        _set_scheduling(st, schedule.started(sched, world.grid, _energy_kwh(st), st.now))
+        if resumed:
+            plan.event("Normal", "Resumed", _resumed_message(world.grid))
     mounts = Mounts()
     config = build_training_config(ftj, version, settings, mounts, world.base_model_version)
     plan.create.append(build_config_map(body, ftj, config))
@@ -299,6 +329,11 @@ def _may_start(
         if st.set_condition("Running", ConditionStatus.FALSE, "BudgetExhausted", message):
             plan.event("Warning", "BudgetExhausted", message)
         return False
+    hold = _scheduling_hold(ftj, st, world, settings)
+    if hold is not None:
+        if st.set_condition("Running", ConditionStatus.FALSE, hold.reason, hold.message):
+            plan.event("Normal", hold.reason, hold.message)
+        return False
     cap = settings.max_running_per_namespace
     if waits_for_slot(ftj, world.running_in_namespace, world.older_waiting, cap):
         message = (
@@ -310,6 +345,30 @@ def _may_start(
             plan.event("Normal", "Queued", message)
         return False
     return True
+
+
+def _scheduling_hold(
+    ftj: FineTuneJob, st: StatusDraft, world: FineTuneJobWorld, settings: OperatorSettings
+) -> schedule.Hold | None:
+    """What the carbon schedule says: a paused job waits for its trainer pod to go and for
+    the intensity to drop; a new one for its window and the intensity (schedule.py)."""
+    sched = _scheduling(st)
+    if sched is None:
+        return None
+    if sched.paused_since is not None:
+        if schedule.trainer_left(world.pods):
+            return schedule.Hold(
+                "Paused", "Pausing: the trainer pod is writing its checkpoint and exiting."
+            )
+        return schedule.resume_hold(
+            ftj, sched, world.grid, st.now, settings.carbon_max_pause_seconds
+        )
+    return schedule.start_hold(ftj, sched, world.grid, st.now, settings.carbon_max_deferral_seconds)
+
+
+def _resumed_message(grid: schedule.GridNow | None) -> str:
+    seen = f" at {grid.describe()}" if grid is not None else ""
+    return f"Resuming from the checkpoint{seen}: the Job is made again."
 
 
 def budget_exhausted(
@@ -397,12 +456,17 @@ def _plan_running(
         if st.set_condition("Running", ConditionStatus.FALSE, trouble.reason, trouble.message):
             plan.event("Warning", trouble.reason, trouble.message)
         return
+    if _pause(plan, st, ftj, world, settings, ref):
+        return
     if not any(observe.is_running(p) for p in world.pods):
         st.set_condition("Running", ConditionStatus.FALSE, "Starting", STARTING_MESSAGE)
         return
     progress = world.progress
     if progress is not None:
         _record_progress(st, ftj, progress, settings)
+        sched = _scheduling(st)
+        if sched is not None:
+            _set_scheduling(st, schedule.running(sched, progress.energy_kwh))
         over = _over_budget(ftj, progress)
         if over is not None:
             _fail(plan, st, over)
@@ -413,6 +477,43 @@ def _plan_running(
     if st.set_condition("Running", ConditionStatus.TRUE, "Training", message):
         plan.event("Normal", "Running", "The trainer pod is running.")
     st.stamp("startTime")
+
+
+def _pause(
+    plan: Plan,
+    st: StatusDraft,
+    ftj: FineTuneJob,
+    world: FineTuneJobWorld,
+    settings: OperatorSettings,
+    ref: ObjectRef,
+) -> bool:
+    """Pause a running job while the intensity is above ``pauseAboveGridIntensity``: delete
+    its Job and config (the pod's SIGTERM writes a checkpoint); _plan_start makes them again
+    once the intensity drops, keeping the version."""
+    sched = _scheduling(st)
+    if sched is not None and sched.paused_since is not None:
+        return True  # paused already: its Job is on its way out
+    if sched is None or not schedule.should_pause(
+        ftj, sched, world.grid, settings.carbon_max_pause_seconds
+    ):
+        return False
+    if world.progress is not None:
+        _record_progress(st, ftj, world.progress, settings)
+    version = reserved_version(world.job or {}, ftj.output_model)
+    _set_scheduling(st, schedule.paused(sched, _energy_kwh(st), version, st.now))
+    ns = ftj.metadata.namespace or "default"
+    plan.delete.append(ref)
+    plan.delete.append(ObjectRef("v1", "ConfigMap", ns, config_map_name(ftj.metadata.name)))
+    limit = ftj.spec.carbon.pause_above_grid_intensity
+    grid = world.grid.describe() if world.grid is not None else "unknown"
+    message = (
+        f"Pausing at a checkpoint: the grid's intensity is {grid}, above"
+        f" spec.carbon.pauseAboveGridIntensity ({limit:g}); the Job is deleted (its trainer"
+        " checkpoints on SIGTERM) and made again when the intensity drops."
+    )
+    if st.set_condition("Running", ConditionStatus.FALSE, "Paused", message):
+        plan.event("Normal", "Paused", message)
+    return True
 
 
 def _record_progress(
@@ -474,6 +575,9 @@ def _plan_success(
     name = _produce_model_version(plan, ftj, world, version, result, artifact)
     st.fields["modelVersion"] = name
     _record_carbon(st, result.carbon)
+    sched = _scheduling(st)
+    if sched is not None:
+        _set_scheduling(st, schedule.running(sched, result.carbon.energy_kwh))
     if result.backend:
         st.fields["backend"] = result.backend
     st.fields["progress"] = _final_progress(st.fields.get("progress"), result)
