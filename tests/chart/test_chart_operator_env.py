@@ -126,3 +126,55 @@ def test_carbon_budgets_reach_the_operators_settings(monkeypatch: pytest.MonkeyP
     assert (settings.experiment_budgets_kg, settings.budget_action) == ({"sweep": 0.5}, "refuse")
     bad = helm("template", "mg", str(CHART), "--set", "carbon.budgets.action=later")
     assert bad.returncode != 0 and "action" in bad.stderr
+
+
+def _operator_pod(*flags: str) -> dict[str, Any]:
+    proc = helm("template", "mg", str(CHART), *flags)
+    assert proc.returncode == 0, proc.stderr
+    (dep,) = [
+        o
+        for o in yaml.safe_load_all(proc.stdout)
+        if o
+        and o["kind"] == "Deployment"
+        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
+    return dict(dep["spec"]["template"]["spec"])
+
+
+def test_the_live_provider_reaches_the_operator_with_its_secret_as_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """carbon.provider: the settings name the mounted Secret's files, never a credential; the
+    Secret is mounted read-only, and without a provider nothing is mounted."""
+    flags = (
+        "--set-json",
+        'carbon.provider={"name": "electricitymaps", "url": "http://intensity.local:8080",'
+        ' "existingSecret": "grid-credentials", "zones": {"FRA": "FR"}, "cacheSeconds": 0}',
+        "--set-json",
+        'carbon.scheduling={"maxDeferralSeconds": 7200, "maxPauseSeconds": 600}',
+    )
+    settings = _settings(_operator_env(*flags), monkeypatch)
+    provider = settings.grid_provider
+    assert provider is not None and provider.name == "electricitymaps"
+    assert (provider.url, provider.zones, provider.cache_seconds) == (
+        "http://intensity.local:8080",
+        {"FRA": "FR"},
+        0,
+    )
+    assert provider.api_key_file == "/etc/model-garden/grid-provider/apiKey"
+    assert (settings.carbon_max_deferral_seconds, settings.carbon_max_pause_seconds) == (7200, 600)
+    pod = _operator_pod(*flags)
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "grid-provider"]
+    assert volume["secret"]["secretName"] == "grid-credentials"
+    (container,) = pod["containers"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "grid-provider"]
+    assert mount == {
+        "name": "grid-provider",
+        "mountPath": "/etc/model-garden/grid-provider",
+        "readOnly": True,
+    }
+    default = _operator_pod()
+    assert [v["name"] for v in default["volumes"]] == ["tmp"]
+    assert "MODEL_GARDEN_OPERATOR_GRID_PROVIDER" not in _operator_env()
+    bad = helm("template", "mg", str(CHART), "--set", "carbon.provider.name=carbonintensity")
+    assert bad.returncode != 0 and "provider" in bad.stderr

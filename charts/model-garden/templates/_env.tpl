@@ -27,6 +27,34 @@
 - name: MODEL_GARDEN_OPERATOR_GRID_OVERRIDES
   value: {{ toJson . | quote }}
 {{- end }}
+{{- with .Values.carbon.provider }}
+{{- if .name }}
+{{- $dir := "/etc/model-garden/grid-provider" }}
+{{- $p := dict "name" .name "zones" (.zones | default dict) "timeoutSeconds" .timeoutSeconds "cacheSeconds" .cacheSeconds }}
+{{- with .url }}{{ $_ := set $p "url" . }}{{ end }}
+{{- if .existingSecret }}
+{{- $_ := set $p "apiKeyFile" (printf "%s/apiKey" $dir) }}
+{{- $_ := set $p "usernameFile" (printf "%s/username" $dir) }}
+{{- $_ := set $p "passwordFile" (printf "%s/password" $dir) }}
+{{- end }}
+- name: MODEL_GARDEN_OPERATOR_GRID_PROVIDER
+  value: {{ toJson $p | quote }}
+{{- end }}
+{{- end }}
+{{- with .Values.carbon.scheduling }}
+- name: MODEL_GARDEN_OPERATOR_CARBON_MAX_DEFERRAL_SECONDS
+  value: {{ .maxDeferralSeconds | quote }}
+- name: MODEL_GARDEN_OPERATOR_CARBON_MAX_PAUSE_SECONDS
+  value: {{ .maxPauseSeconds | quote }}
+{{- end }}
+{{- with .Values.carbon.kepler }}
+{{- if .prometheusUrl }}
+- name: MODEL_GARDEN_OPERATOR_CARBON_KEPLER_PROMETHEUS_URL
+  value: {{ .prometheusUrl | quote }}
+- name: MODEL_GARDEN_OPERATOR_CARBON_KEPLER_TIMEOUT_SECONDS
+  value: {{ .timeoutSeconds | default 5 | quote }}
+{{- end }}
+{{- end }}
 - name: MODEL_GARDEN_OPERATOR_MAX_RUNNING_PER_NAMESPACE
   value: {{ $w.maxRunningPerNamespace | quote }}
 - name: MODEL_GARDEN_OPERATOR_TRAINER_CPU

@@ -70,6 +70,17 @@ class OperatorSettings(BaseSettings):
         ge=0,
         description="A job paused for the grid resumes once paused this long in all.",
     )
+    carbon_kepler_prometheus_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://.+",
+        description=(
+            "Prometheus holding Kepler's per-pod series (the chart's carbon.kepler.prometheusUrl):"
+            " a finished trainer's CPU and DRAM energy are read there instead of estimated."
+        ),
+    )
+    carbon_kepler_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Bound on one query to that Prometheus."
+    )
     max_running_per_namespace: int = Field(
         default=4,
         ge=0,

@@ -66,7 +66,12 @@ def _conditions(raw: Any) -> list[Condition]:
 class StatusDraft:
     """The status being planned for one resource at ``now``."""
 
-    def __init__(self, resource: Resource | Mapping[str, Any], now: datetime) -> None:
+    def __init__(
+        self,
+        resource: Resource | Mapping[str, Any],
+        now: datetime,
+        merged: tuple[str, ...] = (),
+    ) -> None:
         if isinstance(resource, Mapping):  # a body the models refuse (InvalidSpec)
             self.current: dict[str, Any] = dict(resource.get("status") or {})
             self.generation: int | None = (resource.get("metadata") or {}).get("generation")
@@ -76,6 +81,10 @@ class StatusDraft:
             self.generation = resource.metadata.generation
             self.conditions = list(resource.status.conditions)
         self.now = now
+        self.merged = merged
+        """Object fields patched key by key (only what changed): state a planner accumulates
+        (e.g. FineTuneJob ``scheduling``), which a plan made from a body older than the last
+        write must not roll back wholesale."""
         self.fields: dict[str, Any] = dict(self.current)
         if self.generation is not None:
             self.fields["observedGeneration"] = self.generation
@@ -105,7 +114,18 @@ class StatusDraft:
         if self.conditions or "conditions" in self.current:
             self.fields["conditions"] = [c.to_wire() for c in self.conditions]
         changed = {k: v for k, v in self.fields.items() if self.current.get(k) != v}
+        for key in self.merged:
+            before, after = self.current.get(key), changed.get(key)
+            if isinstance(before, dict) and isinstance(after, dict):
+                changed[key] = _changed_keys(before, after)
         return changed or None
+
+
+def _changed_keys(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch from ``before`` to ``after``, one level deep (None removes a key)."""
+    patch = {k: v for k, v in after.items() if before.get(k) != v}
+    patch.update({k: None for k in before if k not in after})
+    return patch
 
 
 def plan_invalid(kind: str, body: Mapping[str, Any], exc: ValidationError) -> Plan:

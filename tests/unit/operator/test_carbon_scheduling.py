@@ -13,6 +13,7 @@ import pytest
 
 from model_garden.api import FineTuneJob
 from model_garden.api.contracts import TrainingProgress
+from model_garden.local.store import merge_patch
 from model_garden.operator.finetunejob.admission import decide
 from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from model_garden.operator.finetunejob.schedule import GridNow
@@ -41,13 +42,7 @@ def message(plan: Plan) -> str:
 def applied(body: dict[str, Any], plan: Plan) -> dict[str, Any]:
     """The body as the API server holds it once the plan's status patch is applied."""
     out = copy.deepcopy(body)
-    status = dict(out.get("status") or {})
-    for key, value in (plan.status or {}).items():
-        if value is None:
-            status.pop(key, None)
-        else:
-            status[key] = value
-    out["status"] = status
+    out["status"] = merge_patch(out.get("status") or {}, plan.status or {})
     return out
 
 
@@ -198,3 +193,21 @@ def test_held_jobs_keep_no_slot_and_a_paused_job_keeps_its_version() -> None:
     decision = decide(me, siblings, [], {})
     assert decision.older_waiting == 0
     assert decision.reserved_versions == frozenset({3})
+
+
+def test_a_plan_from_a_stale_body_does_not_roll_the_schedule_back() -> None:
+    """Seen on the real API server: right after the start was written, a plan made from the
+    body before it (the Job already indexed) wrote the old schedule back. Only changed keys of
+    ``scheduling`` are patched, so the later write keeps what the start recorded."""
+    deferred = applied(
+        ftj(carbon={"maxGridIntensity": 200}),
+        plan_finetunejob(ftj(carbon={"maxGridIntensity": 200}), FineTuneJobWorld(grid=grid(400)), SETTINGS, NOW),
+    )  # fmt: skip
+    later = NOW + timedelta(seconds=90)
+    start = plan_finetunejob(deferred, FineTuneJobWorld(grid=grid(100)), SETTINGS, later)
+    fresh = applied(deferred, start)
+    assert fresh["status"]["scheduling"]["deferredSeconds"] == 90
+    stale = plan_finetunejob(deferred, FineTuneJobWorld(job=job(), grid=grid(120)), SETTINGS, later)
+    after = applied(fresh, stale)["status"]["scheduling"]
+    assert after["deferredSeconds"] == 90 and after["segmentIntensityGPerKwh"] == 100
+    assert after["intensityGPerKwh"] == 120  # the newer reading is kept

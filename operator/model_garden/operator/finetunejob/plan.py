@@ -23,7 +23,7 @@ from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
-from . import schedule
+from . import kepler, schedule
 from .admission import budget_raised, is_done, reserved_version, waits_for_slot
 from .diagnose import (
     Diagnosis,
@@ -82,6 +82,8 @@ class FineTuneJobWorld:
     before the Job exists: a running job is not stopped by a later policy change."""
     grid: schedule.GridNow | None = None
     """The grid's intensity for the job's place, read only for a job that schedules on it."""
+    kepler_energy: kepler.PodEnergy | None = None
+    """Kepler's CPU/DRAM joules for the trainer pods, read once the Job finished (kepler.py)."""
 
 
 def next_version(model: str, model_versions: list[ModelVersion], reserved: set[int]) -> int:
@@ -122,7 +124,7 @@ def plan_finetunejob(
     """
     ftj = FineTuneJob.model_validate(body)
     plan = Plan()
-    st = StatusDraft(ftj, now)
+    st = StatusDraft(ftj, now, merged=("scheduling",))
     if ftj.spec.carbon.scheduled and not is_done(ftj):
         _set_scheduling(st, schedule.seen(ftj.status.scheduling, world.grid, now))
     if is_done(ftj):
@@ -257,6 +259,7 @@ def _plan_start(
         version = next_version(ftj.output_model, world.model_versions, world.reserved_versions)
     if sched is not None:
         resumed = sched.paused_since is not None
+
         _set_scheduling(st, schedule.started(sched, world.grid, _energy_kwh(st), st.now))
         if resumed:
             plan.event("Normal", "Resumed", _resumed_message(world.grid))
@@ -355,11 +358,13 @@ def _scheduling_hold(
     sched = _scheduling(st)
     if sched is None:
         return None
-    if sched.paused_since is not None:
-        if schedule.trainer_left(world.pods):
+    if schedule.trainer_left(world.pods):
+        if sched.paused_since is not None:
             return schedule.Hold(
                 "Paused", "Pausing: the trainer pod is writing its checkpoint and exiting."
             )
+        return schedule.Hold("Starting", "Waiting for the previous trainer pod to exit.")
+    if sched.paused_since is not None:
         return schedule.resume_hold(
             ftj, sched, world.grid, st.now, settings.carbon_max_pause_seconds
         )
@@ -492,7 +497,13 @@ def _pause(
     once the intensity drops, keeping the version."""
     sched = _scheduling(st)
     if sched is not None and sched.paused_since is not None:
-        return True  # paused already: its Job is on its way out
+        created = observe.parse_time((world.job or {}).get("metadata", {}).get("creationTimestamp"))
+        if created is None or created <= sched.paused_since:
+            return True  # the paused Job, on its way out
+        # A Job made after the pause: its resumption was planned from a body older than the
+        # pause's write (kopf's index lags our writes), so the pause is closed here.
+        sched = schedule.started(sched, world.grid, _energy_kwh(st), st.now)
+        _set_scheduling(st, sched)
     if sched is None or not schedule.should_pause(
         ftj, sched, world.grid, settings.carbon_max_pause_seconds
     ):
@@ -574,7 +585,7 @@ def _plan_success(
         return
     name = _produce_model_version(plan, ftj, world, version, result, artifact)
     st.fields["modelVersion"] = name
-    _record_carbon(st, result.carbon)
+    _record_carbon(st, kepler.apply(result.carbon, world.kepler_energy))
     sched = _scheduling(st)
     if sched is not None:
         _set_scheduling(st, schedule.running(sched, result.carbon.energy_kwh))
