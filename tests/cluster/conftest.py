@@ -21,7 +21,8 @@ import pytest
 
 from chart.prometheus import Prometheus, running_config
 from harness import node as node_harness
-from harness.node_host import HostSnapshot
+from harness.intensity import TOKEN, IntensityServer
+from harness.node_host import NODE_IP, HostSnapshot
 
 from .platform import Platform, install, uninstall
 
@@ -67,14 +68,25 @@ def platform(
         install(installed, hostpath=None)  # the cluster provisions the claim
     else:
         node: node_harness.Node = request.getfixturevalue("node")
+        grid: IntensityServer = request.getfixturevalue("grid_server")
         installed = Platform(kubeconfig=node.kubeconfig, workdir=workdir)
-        install(installed, hostpath=node.workdir / "artifacts")
+        install(installed, hostpath=node.workdir / "artifacts", grid=(grid.url, TOKEN))
     INSTALLED.append(installed)
     try:
         yield installed
     finally:
         uninstall(installed)  # unless test_teardown.py did it already
         INSTALLED.remove(installed)
+
+
+@pytest.fixture(scope="session")
+def grid_server(node: node_harness.Node) -> Iterator[IntensityServer]:
+    """The live intensity provider the installed operator reads (Electricity Maps' format), on
+    the node's own address so the operator pod reaches it; its value starts low (100 g/kWh)."""
+    server = IntensityServer(100, host=NODE_IP)
+    BACKGROUND.append(server.close)
+    yield server
+    server.close()
 
 
 @pytest.fixture(scope="session")

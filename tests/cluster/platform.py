@@ -238,14 +238,42 @@ def label_namespaces_by_name(platform: Platform, *namespaces: str) -> None:
         )
 
 
-def install(platform: Platform, hostpath: Path | None) -> None:
-    """Namespace, storage, `helm install` (CPU profile), operator Ready, data on the claim."""
+GRID_SECRET = "grid-credentials"
+
+
+def provider_values(url: str, token: str) -> tuple[dict[str, Any], list[str]]:
+    """The Secret with a live provider's key and the chart values that use it (the way
+    docs/carbon.md tells an admin): credentials as files, a zone for the tests' country."""
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": GRID_SECRET, "namespace": SYSTEM},
+        "stringData": {"apiKey": token},
+    }
+    provider = {
+        "name": "electricitymaps",
+        "url": url,
+        "existingSecret": GRID_SECRET,
+        "zones": {"FRA": "FR"},
+        "cacheSeconds": 0,
+    }
+    return secret, ["--set-json", f"carbon.provider={json.dumps(provider)}"]
+
+
+def install(platform: Platform, hostpath: Path | None, grid: tuple[str, str] | None = None) -> None:
+    """Namespace, storage, `helm install` (CPU profile), operator Ready, data on the claim.
+    ``grid``: (URL, token) of a live intensity provider the operator reads, or None."""
     t = time.monotonic()
     platform.apply(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": TEAM}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM}},
         *([hostpath_volume(hostpath)] if hostpath is not None else []),
     )
     values = [arg for v in VALUES for arg in ("-f", str(v))]
+    if grid is not None:
+        secret, flags = provider_values(*grid)
+        platform.apply(secret)
+        values += flags
     # --server-side=false: Kubernetes 1.20 has no CEL, see docs/chart.md.
     # No --wait: a claim of a WaitForFirstConsumer class (kind's) binds only once a pod uses it.
     platform.helm("install", RELEASE, str(CHART), "-n", SYSTEM, "--create-namespace", *values,

@@ -24,9 +24,14 @@ checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# ConfigMaps (children, and the admin policy) and Services.
+# ConfigMaps: a trainer's config (deleted with its Job when a budget-stopped job resumes or a
+# carbon-scheduled one pauses; the run's config is made again) and the admin policy (read).
 - apiGroups: [""]
-  resources: ["configmaps", "services"]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Services of InferenceDeployments.
+- apiGroups: [""]
+  resources: ["services"]
   verbs: ["get", "list", "watch", "create", "patch"]
 # One NetworkPolicy per InferenceDeployment (deleted when spec.networkPolicy.enabled is false).
 - apiGroups: ["networking.k8s.io"]
