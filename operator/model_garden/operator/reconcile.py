@@ -25,7 +25,7 @@ from model_garden.api.labels import API_VERSION
 from model_garden.carbon.grid import Grid
 
 from .executor import Executor, NotOurs, VersionConflict
-from .finetunejob import admission
+from .finetunejob import admission, kepler
 from .finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from .gridreading import grid_now, operator_grid
 from .inferencedeployment.plan import InferenceDeploymentWorld, plan_inferencedeployment
@@ -286,6 +286,8 @@ def reconcile_finetunejob(
             world.policy = ctx.policy()  # checked only before the job starts
         if ftj.spec.carbon.scheduled and not admission.is_done(ftj):
             world.grid = grid_now(ctx.grid(), ftj, ctx.settings)
+        if not admission.is_done(ftj):  # Kepler's CPU/DRAM joules, asked once the Job finished
+            world.kepler_energy = kepler.trainer_energy(ctx.settings, ftj, world.job, utcnow())
         if world.job is not None:
             owner.memo.pop("admitted_job", None)  # the index shows it now
         source = ftj.spec.base_model.model_version
