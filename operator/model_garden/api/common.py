@@ -285,6 +285,13 @@ class CarbonReport(ApiModel):
     component_methods: dict[str, CarbonMethod] = Field(
         default_factory=dict, description="cpu/gpu/ram -> measured or estimated."
     )
+    component_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "cpu/gpu/ram -> how the figure was obtained, e.g. 'rapl', 'nvml (zeus 0.16.0)',"
+            " 'codecarbon ram model', 'kepler:kepler_pod_cpu_joules_total{zone=dram}'."
+        ),
+    )
 
 
 def split_uri(uri: str) -> tuple[str, str]:

@@ -12,6 +12,12 @@ samples (every ``measure_power_secs`` and once at ``stop``), so between samples 
 completed with the last sampled power × the time since; and a run CodeCarbon never measured
 (e.g. it could not start its sampler) is estimated from CodeCarbon's own fallback powers ×
 its wall time. A report never says zero for a run that ran.
+
+GPU energy comes from the boards' own counters through zeus (carbon/measure_gpu.py) when zeus
+and a GPU are there: it replaces CodeCarbon's GPU figure, which integrates sampled power.
+CodeCarbon stays for CPU and RAM: it reads RAPL where it can and otherwise estimates from its
+database of CPU TDPs, while zeus's CPU support is RAPL only (usually root-only in a pod) with
+no estimate to fall back on. Each component's source says which it was.
 """
 
 from __future__ import annotations
@@ -19,15 +25,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from model_garden.api.common import CarbonMethod, CarbonReport
 
 from .grid import JOULES_PER_KWH, emissions_kg, grid_intensity
+from .measure_gpu import GpuEnergyMeter, open_gpu_meter
 
 MEASURED_CPU_MODES = {"intel_rapl", "intel_power_gadget", "apple_powermetrics", "amd_rapl"}
+CPU_MODE_SOURCES = {
+    "intel_rapl": "rapl (codecarbon)",
+    "amd_rapl": "rapl (codecarbon)",
+    "intel_power_gadget": "intel power gadget (codecarbon)",
+    "apple_powermetrics": "powermetrics (codecarbon)",
+    "windows_emi": "windows energy meter (codecarbon)",
+}
+RAM_SOURCE = "codecarbon ram model"
+FALLBACK_SOURCE = "codecarbon fallback power (never sampled)"
 
 
 @dataclass
@@ -110,6 +126,21 @@ def component_methods(hardware: list[Any]) -> dict[str, CarbonMethod]:
     return methods
 
 
+def component_sources(hardware: list[Any]) -> dict[str, str]:
+    """cpu/gpu/ram -> how CodeCarbon obtains each figure, from its hardware objects."""
+    sources: dict[str, str] = {}
+    for h in hardware:
+        kind = type(h).__name__.lower()
+        if kind == "cpu":
+            mode = str(getattr(h, "_mode", "") or "tdp")
+            sources["cpu"] = CPU_MODE_SOURCES.get(mode, f"codecarbon cpu model ({mode})")
+        elif kind in ("gpu", "allgpudevices"):
+            sources["gpu"] = "nvml (codecarbon)"
+        elif kind == "ram":
+            sources["ram"] = RAM_SOURCE
+    return sources
+
+
 def overall_method(methods: dict[str, CarbonMethod]) -> CarbonMethod:
     if methods and all(m == CarbonMethod.MEASURED for m in methods.values()):
         return CarbonMethod.MEASURED
@@ -122,6 +153,7 @@ def build_report(
     region: str | None,
     methods: dict[str, CarbonMethod],
     overrides: Mapping[str, float] | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> CarbonReport:
     grid = grid_intensity(country, region, overrides)
     return CarbonReport(
@@ -137,6 +169,7 @@ def build_report(
         grid_time=grid.time,
         method=overall_method(methods),
         component_methods=methods,
+        component_sources=dict(sources or {}),
     )
 
 
@@ -151,8 +184,13 @@ class TrainingCarbonTracker:
         measure_power_secs: float = 1.0,
         project: str = "model-garden-training",
         grid_overrides: Mapping[str, float] | None = None,
+        gpu: Callable[[], tuple[GpuEnergyMeter | None, str]] = open_gpu_meter,
     ) -> None:
         self.country = (country or "USA").upper()
+        self._open_gpu = gpu
+        self._gpu: GpuEnergyMeter | None = None
+        """zeus's reading of the GPUs' counters, when there are GPUs: it replaces CodeCarbon's."""
+        self._sources: dict[str, str] = {}
         self.region = region
         self.grid_overrides = dict(grid_overrides or {})
         self.previous = previous or EnergySplit()
@@ -191,7 +229,15 @@ class TrainingCarbonTracker:
             kwargs.pop("allow_multiple_runs")
             self._tracker = OfflineEmissionsTracker(**kwargs)
         self._tracker.start()
-        self._methods = component_methods(list(getattr(self._tracker, "_hardware", [])))
+        hardware = list(getattr(self._tracker, "_hardware", []))
+        self._methods = component_methods(hardware)
+        self._sources = component_sources(hardware)
+        self._gpu, why = self._open_gpu()
+        if self._gpu is not None:
+            self._methods["gpu"] = CarbonMethod.MEASURED
+            self._sources["gpu"] = self._gpu.source
+        elif "gpu" in self._sources:
+            self._sources["gpu"] += f"; zeus: {why}"
 
     def _sampled(self) -> tuple[EnergySplit, PowerSplit, float]:
         """CodeCarbon's totals, its last sampled powers, and seconds since that sample."""
@@ -219,6 +265,8 @@ class TrainingCarbonTracker:
         energy, self._fallback = whole_run_energy(
             sampled, power, since, time.perf_counter() - self._started
         )
+        if self._gpu is not None:
+            energy.gpu_kwh = self._gpu.joules() / JOULES_PER_KWH
         self._reported = energy.at_least(self._reported)
         return self._reported
 
@@ -229,14 +277,32 @@ class TrainingCarbonTracker:
 
     def report(self) -> CarbonReport:
         return build_report(
-            self.energy(), self.country, self.region, self.methods, self.grid_overrides
+            self.energy(),
+            self.country,
+            self.region,
+            self.methods,
+            self.grid_overrides,
+            self.sources,
         )
 
     @property
     def methods(self) -> dict[str, CarbonMethod]:
         if self._fallback:
-            return dict.fromkeys(self._methods or ("cpu", "ram"), CarbonMethod.ESTIMATED)
+            methods = dict.fromkeys(self._methods or ("cpu", "ram"), CarbonMethod.ESTIMATED)
+            if self._gpu is not None:  # zeus read the GPU whatever CodeCarbon did
+                methods["gpu"] = CarbonMethod.MEASURED
+            return methods
         return dict(self._methods) or {"cpu": CarbonMethod.ESTIMATED, "ram": CarbonMethod.ESTIMATED}
+
+    @property
+    def sources(self) -> dict[str, str]:
+        """component -> how its figure was obtained (CarbonReport.component_sources)."""
+        if self._fallback:
+            sources = dict.fromkeys(self._methods or ("cpu", "ram"), FALLBACK_SOURCE)
+            if self._gpu is not None:
+                sources["gpu"] = self._gpu.source
+            return sources
+        return dict(self._sources) or {"cpu": FALLBACK_SOURCE, "ram": FALLBACK_SOURCE}
 
     def stop(self) -> CarbonReport:
         """Take CodeCarbon's last sample and freeze the figure (idempotent: later calls and

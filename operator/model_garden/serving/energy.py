@@ -1,22 +1,30 @@
-"""Where the meter's joules come from: NVML (GPU), RAPL (CPU, where readable), else an estimate.
+"""Where the meter's joules come from: zeus (GPU), RAPL or Kepler (CPU, RAM), else an estimate.
 
 Each source is a cumulative joule counter per component (``gpu``, ``cpu``, ``ram``) with a
-method. The estimate follows CodeCarbon's model for a CPU it does not know and no RAPL: a fixed
-power per busy thread (so energy is proportional to CPU-seconds) and a RAM power from the memory
-size by its DIMM-count model, applied to the served process tree (the pod) rather than to the
-whole machine. No CodeCarbon import: its tracker costs seconds to start and samples the machine.
+method and a source label (how the figure was obtained). The estimate follows CodeCarbon's
+model for a CPU it does not know and no RAPL: a fixed power per busy thread (so energy is
+proportional to CPU-seconds) and a RAM power from the memory size by its DIMM-count model,
+applied to the served process tree (the pod) rather than to the whole machine. No CodeCarbon
+import: its tracker costs seconds to start and samples the machine.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from model_garden.api.common import CarbonMethod
+from model_garden.carbon import kepler
+from model_garden.carbon.measure_gpu import GpuEnergyMeter, open_gpu_meter
+
+log = logging.getLogger(__name__)
 
 WATTS_PER_BUSY_THREAD = 4.0
 """CodeCarbon's default CPU power per thread when it cannot identify the CPU (TOOLCHAIN.md)."""
@@ -32,6 +40,9 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class ComponentEnergy:
     joules: float
     method: CarbonMethod
+    source: str = ""
+    """How the figure was obtained: ``rapl``, ``nvml (zeus 0.16.0)``, ``kepler:<metric>``, or
+    the estimate's model (and why nothing better was available)."""
 
 
 Reading = dict[str, ComponentEnergy]
@@ -146,14 +157,29 @@ def _meminfo_used_gb() -> float:
     return (info.get("MemTotal", 0) - info.get("MemAvailable", 0)) / 1e9
 
 
-class EstimatedHost:
-    """CPU + RAM joules estimated from CPU-seconds and resident memory (CodeCarbon's model)."""
+CPU_ESTIMATE = f"estimate: {WATTS_PER_BUSY_THREAD:g} W per busy CPU thread (codecarbon default)"
+RAM_ESTIMATE = "estimate: codecarbon ram model"
 
-    def __init__(self, sampler: Callable[[], tuple[float, float]]) -> None:
+
+class EstimatedHost:
+    """CPU + RAM joules estimated from CPU-seconds and resident memory (CodeCarbon's model).
+
+    ``why`` says per component why nothing measured it (``rapl: not readable ...``); it is
+    appended to the source label, so a figure says both what it is and why.
+    """
+
+    def __init__(
+        self, sampler: Callable[[], tuple[float, float]], why: dict[str, str] | None = None
+    ) -> None:
         self.sampler = sampler
+        self.why = dict(why or {})
         self._cpu0: float | None = None
         self._ram_j = 0.0
         self._last_t: float | None = None
+
+    def _label(self, component: str, base: str) -> str:
+        reason = self.why.get(component)
+        return f"{base}; {reason}" if reason else base
 
     def read(self) -> Reading:
         cpu_s, rss_gb = self.sampler()
@@ -165,78 +191,198 @@ class EstimatedHost:
         self._last_t = now
         return {
             "cpu": ComponentEnergy(
-                (cpu_s - self._cpu0) * WATTS_PER_BUSY_THREAD, CarbonMethod.ESTIMATED
+                (cpu_s - self._cpu0) * WATTS_PER_BUSY_THREAD,
+                CarbonMethod.ESTIMATED,
+                self._label("cpu", CPU_ESTIMATE),
             ),
-            "ram": ComponentEnergy(self._ram_j, CarbonMethod.ESTIMATED),
+            "ram": ComponentEnergy(
+                self._ram_j, CarbonMethod.ESTIMATED, self._label("ram", RAM_ESTIMATE)
+            ),
         }
 
 
-def rapl_domains(root: Path = RAPL_ROOT) -> list[Path]:
-    """Top-level RAPL package domains whose counter this process can read (root only, usually)."""
-    domains = []
+@dataclass(frozen=True)
+class RaplDomain:
+    """One readable RAPL counter: a CPU package (``cpu``) or a package's DRAM (``ram``)."""
+
+    path: Path
+    component: str
+    max_uj: int
+    """``max_energy_range_uj``: ``energy_uj`` wraps to 0 past it."""
+
+
+@dataclass(frozen=True)
+class RaplProbe:
+    domains: list[RaplDomain] = field(default_factory=list)
+    reason: str = ""
+    """Why there is no CPU counter (``permission denied``: since Linux 5.10 ``energy_uj`` is
+    readable by root only, a side channel otherwise)."""
+
+
+def _rapl_component(path: Path) -> str | None:
+    """``cpu`` for a package (top level, ``package-N``), ``ram`` for a DRAM domain. ``core``
+    and ``uncore`` are inside their package's figure and ``psys`` is the whole platform:
+    adding either would count energy twice."""
+    try:
+        name = (path / "name").read_text().strip()
+    except OSError:
+        name = "package" if path.name.count(":") == 1 else ""
+    if name.startswith("package"):
+        return "cpu"
+    return "ram" if name == "dram" else None
+
+
+def find_rapl(root: Path = RAPL_ROOT) -> RaplProbe:
+    """The RAPL counters under ``root`` this process can read: every package, and DRAM where
+    the CPU exposes it; none readable, the reason."""
+    if not root.is_dir():
+        return RaplProbe(reason=f"rapl: no {root} (no RAPL on this machine, or not mounted)")
+    domains: list[RaplDomain] = []
+    problems: list[str] = []
     for path in sorted(root.glob("intel-rapl:*")):
-        if path.name.count(":") != 1:
-            continue  # sub-domains (core, uncore, dram) are inside the package's figure
+        component = _rapl_component(path)
+        if component is None:
+            continue
         try:
             int((path / "energy_uj").read_text())
-        except (OSError, ValueError):
+            max_uj = int((path / "max_energy_range_uj").read_text())
+        except PermissionError:
+            problems.append(f"{path / 'energy_uj'}: permission denied (root only since Linux 5.10)")
             continue
-        domains.append(path)
-    return domains
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name}: unreadable ({exc})")
+            continue
+        domains.append(RaplDomain(path, component, max_uj))
+    if any(d.component == "cpu" for d in domains):
+        return RaplProbe(domains)
+    reason = problems[0] if problems else f"no RAPL package under {root}"
+    return RaplProbe(reason=f"rapl: {reason}")
 
 
 class RaplCpu:
-    """Package energy from RAPL counters (machine-wide: the node's CPU sockets), wrap-safe."""
+    """CPU (and DRAM) energy from RAPL counters: machine-wide (the node's sockets, every package
+    summed), wrap-safe (a counter lower than its last value went past ``max_energy_range_uj``).
 
-    def __init__(self, domains: list[Path]) -> None:
+    A counter that cannot be read at one sample is skipped and read again at the next: the
+    energy in between is not lost, only late (unless it wrapped twice meanwhile: at most
+    minutes apart on a busy server, far longer than a meter's interval).
+    """
+
+    def __init__(self, domains: list[RaplDomain]) -> None:
         self.domains = domains
         self._last: dict[Path, int] = {}
-        self._joules = 0.0
+        self._joules = dict.fromkeys(sorted({d.component for d in domains}), 0.0)
+        packages = sum(1 for d in domains if d.component == "cpu")
+        self.labels = {
+            "cpu": f"rapl ({packages} package{'s' if packages != 1 else ''}, whole node)",
+            "ram": "rapl dram (whole node)",
+        }
+        self._warned: set[Path] = set()
+        self.read()  # the first values are the zero
 
     def read(self) -> Reading:
-        for path in self.domains:
-            value = int((path / "energy_uj").read_text())
-            last = self._last.get(path)
+        for domain in self.domains:
+            try:
+                value = int((domain.path / "energy_uj").read_text())
+            except (OSError, ValueError) as exc:
+                if domain.path not in self._warned:
+                    log.warning("RAPL counter %s unreadable (%s); retrying", domain.path, exc)
+                    self._warned.add(domain.path)
+                continue
+            last = self._last.get(domain.path)
             if last is not None:
                 delta = value - last
                 if delta < 0:  # the counter wrapped
-                    delta += int((path / "max_energy_range_uj").read_text())
-                self._joules += delta / 1e6
-            self._last[path] = value
-        return {"cpu": ComponentEnergy(self._joules, CarbonMethod.MEASURED)}
+                    delta += domain.max_uj
+                self._joules[domain.component] += delta / 1e6
+            self._last[domain.path] = value
+        return {
+            component: ComponentEnergy(joules, CarbonMethod.MEASURED, self.labels[component])
+            for component, joules in self._joules.items()
+        }
 
 
-class NvmlGpu:
-    """Total energy of the visible GPUs from NVML (millijoules since the driver loaded)."""
+class ZeusGpu:
+    """GPU energy from the boards' own counters through zeus (carbon/measure_gpu.py)."""
 
-    def __init__(self) -> None:
-        import pynvml
-
-        pynvml.nvmlInit()
-        self._nvml = pynvml
-        self.handles = [
-            pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())
-        ]
-        self._start = self._total_mj()
-
-    def _total_mj(self) -> float:
-        return float(sum(self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self.handles))
+    def __init__(self, meter: GpuEnergyMeter) -> None:
+        self.meter = meter
 
     def read(self) -> Reading:
         return {
-            "gpu": ComponentEnergy((self._total_mj() - self._start) / 1000.0, CarbonMethod.MEASURED)
+            "gpu": ComponentEnergy(self.meter.joules(), CarbonMethod.MEASURED, self.meter.source)
         }
+
+
+class KeplerPod:
+    """This pod's CPU and DRAM energy as Kepler attributes it, read back from Prometheus.
+
+    The figures are Kepler's counters since the meter started (its first answer is the zero).
+    Prometheus is asked at most every ``refresh_s`` (Kepler updates every few seconds, and
+    Prometheus scrapes it less often); in between, and when a query fails (logged), the last
+    figure stands and the next answer catches up: the counters are cumulative. A counter that
+    went back (Kepler restarted) continues from its new value.
+    """
+
+    def __init__(
+        self,
+        query: Callable[[float], kepler.PodEnergy],
+        refresh_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.query = query
+        self.refresh_s = refresh_s
+        self.clock = clock
+        self.now = now
+        """The instant Prometheus is asked about (unix seconds)."""
+        first = query(now())  # KeplerUnavailable: the caller keeps the estimate
+        self.sources = dict(first.sources)
+        self._last = dict(first.joules)
+        self._joules = dict.fromkeys(first.joules, 0.0)
+        self._next = clock() + refresh_s
+        self._failing = False
+
+    def read(self) -> Reading:
+        if self.clock() >= self._next:
+            self._next = self.clock() + self.refresh_s
+            try:
+                self._add(self.query(self.now()))
+                self._failing = False
+            except kepler.KeplerUnavailable as exc:
+                if not self._failing:
+                    log.warning("Kepler figures unavailable (%s); keeping the last ones", exc)
+                self._failing = True
+        return {
+            component: ComponentEnergy(joules, CarbonMethod.MEASURED, self.sources[component])
+            for component, joules in self._joules.items()
+        }
+
+    def _add(self, energy: kepler.PodEnergy) -> None:
+        for component, value in energy.joules.items():
+            last = self._last.get(component)
+            self._last[component] = value
+            if last is None:  # a component Kepler began reporting later: its zero
+                self._joules[component] = 0.0
+                self.sources[component] = energy.sources[component]
+                continue
+            self._joules[component] += value - last if value >= last else value
+
+
+class Part(Protocol):
+    def read(self) -> Reading: ...
 
 
 class EnergySource:
     """The pod's energy from the best sources available, and which of them are measured.
 
     ``method`` is ``measured`` when the component that does the serving work is measured: the GPU
-    (NVML) on a GPU pod, the CPU (RAPL) on a CPU pod. The other components are still counted, and
-    each component's own method is exported.
+    on a GPU pod, the CPU (RAPL or Kepler) on a CPU pod. The other components are still counted,
+    and each component's own method and source are exported. The first part to report a
+    component wins: the parts are ordered best first.
     """
 
-    def __init__(self, parts: list[EstimatedHost | RaplCpu | NvmlGpu], primary: str) -> None:
+    def __init__(self, parts: list[Part], primary: str) -> None:
         self.parts = parts
         self.primary = primary
 
@@ -253,28 +399,99 @@ class EnergySource:
             return CarbonMethod.MEASURED
         return CarbonMethod.ESTIMATED
 
+    @staticmethod
+    def sources(reading: Reading) -> dict[str, str]:
+        """component -> how its figure was obtained (CarbonReport.component_sources)."""
+        return {component: energy.source for component, energy in sorted(reading.items())}
 
-def open_energy_source(kind: str = "auto", pid: int | None = None) -> EnergySource:
-    """``auto``: NVML when a GPU answers, RAPL when readable, the estimate for what is left.
+
+ENERGY_SOURCES = ("auto", "nvml", "rapl", "kepler", "estimate")
+"""``--energy-source``: ``nvml`` is the GPU through zeus (NVML, or AMD SMI on AMD boards)."""
+
+
+@dataclass(frozen=True)
+class KeplerTarget:
+    """Where Kepler's figures for this pod are: Prometheus, and the pod's namespace and name."""
+
+    prometheus_url: str
+    namespace: str
+    pod: str
+    timeout_s: float = 5.0
+    refresh_s: float = 15.0
+
+
+def kepler_target(
+    prometheus_url: str | None, namespace: str, pod: str | None = None
+) -> KeplerTarget | None:
+    """The meter's pod in ``prometheus_url`` (None without one). The pod's name: ``pod``, else
+    ``$POD_NAME`` (the downward API), else the hostname, which Kubernetes sets to it."""
+    if not prometheus_url:
+        return None
+    return KeplerTarget(
+        prometheus_url, namespace, pod or os.environ.get("POD_NAME") or socket.gethostname()
+    )
+
+
+def open_energy_source(
+    kind: str = "auto",
+    pid: int | None = None,
+    kepler_target: KeplerTarget | None = None,
+    rapl_root: Path = RAPL_ROOT,
+    gpu: Callable[[], tuple[GpuEnergyMeter | None, str]] = open_gpu_meter,
+) -> EnergySource:
+    """The best sources for ``kind``; what cannot be measured is estimated, labelled with why.
+
+    ``auto``: the GPU through zeus when one answers, RAPL when readable, the estimate for the
+    rest. ``kepler``: the GPU as ``auto``, CPU and DRAM from Kepler through Prometheus (the
+    pod's share), the estimate for what Kepler lacks, and ``auto``'s sources when Kepler cannot
+    be reached (RAPL is the whole node's figure). ``nvml``/``rapl``: that source only, plus the
+    estimate. ``estimate``: only the estimate. A source asked for that is not available is
+    logged as a warning and the estimate stands in, saying why: a meter that exits would
+    leave the pod uncounted.
 
     ``pid`` scopes the estimate to that process tree (the launcher passes its own pid, so the
     pod's vLLM and meter are counted and a neighbour's work is not); without it, the cgroup.
     """
-    host = EstimatedHost(ProcessTree(pid).sample if pid else MachineCpu().sample)
-    parts: list[EstimatedHost | RaplCpu | NvmlGpu] = []
+    if kind not in ENERGY_SOURCES:
+        raise ValueError(f"--energy-source {kind!r}: expected one of {', '.join(ENERGY_SOURCES)}")
+    if kind == "kepler" and kepler_target is None:
+        raise ValueError("--energy-source kepler needs --prometheus-url")
+    parts: list[Part] = []
+    why: dict[str, str] = {}
     primary = "cpu"
-    if kind in ("auto", "nvml"):
-        try:
-            parts.append(NvmlGpu())
+    if kind in ("auto", "nvml", "kepler"):
+        meter, reason = gpu()
+        if meter is not None:
+            parts.append(ZeusGpu(meter))
             primary = "gpu"
-        except Exception:  # no pynvml, no driver or no GPU: not an error on a CPU pod
-            if kind == "nvml":
-                raise
-    if kind in ("auto", "rapl"):
-        domains = rapl_domains()
-        if domains:
-            parts.append(RaplCpu(domains))
-        elif kind == "rapl":
-            raise RuntimeError(f"no readable RAPL counter under {RAPL_ROOT}")
-    parts.append(host)  # RAM always, and CPU when RAPL did not supply it
+        elif kind == "nvml":
+            log.warning("--energy-source nvml: %s; the GPU is not counted", reason)
+        else:
+            log.info("no GPU energy: %s", reason)
+    kepler_open = False
+    if kind == "kepler" and kepler_target is not None:
+        try:
+            parts.append(_open_kepler(kepler_target))
+            kepler_open = True
+        except (kepler.KeplerUnavailable, ValueError) as exc:
+            log.warning("Kepler unavailable, falling back: %s", exc)
+            why["cpu"] = why["ram"] = f"kepler unavailable: {exc}"
+    if kind in ("auto", "rapl") or (kind == "kepler" and not kepler_open):
+        probe = find_rapl(rapl_root)
+        if probe.domains:
+            parts.append(RaplCpu(probe.domains))
+        else:
+            if kind == "rapl":
+                log.warning("--energy-source rapl: %s; estimating the CPU", probe.reason)
+            why["cpu"] = "; ".join(filter(None, (why.get("cpu"), probe.reason)))
+    parts.append(EstimatedHost(ProcessTree(pid).sample if pid else MachineCpu().sample, why))
     return EnergySource(parts, primary)
+
+
+def _open_kepler(target: KeplerTarget) -> KeplerPod:
+    def query(at: float) -> kepler.PodEnergy:
+        return kepler.pod_counters(
+            target.prometheus_url, target.namespace, target.pod, at, target.timeout_s
+        )
+
+    return KeplerPod(query, target.refresh_s)

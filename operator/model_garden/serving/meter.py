@@ -28,9 +28,8 @@ from prometheus_client.registry import Collector
 
 from model_garden.carbon.grid import grid_intensity
 
-from .accounting import VLLM_SERIES, Accountant, VllmSnapshot
-from .energy import EnergySource, open_energy_source
-from .promtext import sum_samples
+from .accounting import Accountant, VllmSnapshot
+from .energy import ENERGY_SOURCES, EnergySource, kepler_target, open_energy_source
 
 log = logging.getLogger("model_garden.serving.meter")
 PREFIX = "model_garden_serving"
@@ -134,6 +133,47 @@ class MeterCollector(Collector):
             )
             restarts.add_metric(ident, s.vllm_restarts)
             yield restarts
+            yield from adapter_metrics(acc, base, ident, method)
+
+
+def adapter_metrics(
+    acc: Accountant, base: list[str], ident: list[str], method: str
+) -> Iterator[Metric]:
+    """Active figures per adapter (the base model under its served name) and of the ticks that
+    mixed adapters, which vLLM does not let us split (accounting.py, adapter_carbon.py)."""
+    s = acc.state
+    labels = [*base, "adapter"]
+    tokens = CounterMetricFamily(
+        f"{PREFIX}_adapter_tokens",
+        "Tokens of ticks in which vLLM listed only this adapter (or none: the base model).",
+        labels=labels,
+    )
+    energy = CounterMetricFamily(
+        f"{PREFIX}_adapter_energy_joules",
+        "Active energy of those ticks (J).",
+        labels=[*labels, "method"],
+    )
+    emissions = CounterMetricFamily(
+        f"{PREFIX}_adapter_emissions_grams",
+        "Emissions of those ticks (g CO2e).",
+        labels=[*labels, "method"],
+    )
+    for name, totals in sorted(s.adapters.items()):
+        tokens.add_metric([*ident, name], totals.tokens)
+        energy.add_metric([*ident, name, method], totals.energy_joules)
+        emissions.add_metric([*ident, name, method], totals.emissions_grams)
+    yield tokens
+    yield energy
+    yield emissions
+    shared = s.unattributed
+    for suffix, value, help_text in (
+        ("tokens", shared.tokens, "Tokens of ticks that mixed adapters (not split)."),
+        ("energy_joules", shared.energy_joules, "Active energy of ticks that mixed adapters (J)."),
+        ("emissions_grams", shared.emissions_grams, "Their emissions (g CO2e)."),
+    ):
+        family = CounterMetricFamily(f"{PREFIX}_unattributed_{suffix}", help_text, labels=base)
+        family.add_metric(ident, value)
+        yield family
 
 
 class Meter:
@@ -165,7 +205,7 @@ class Meter:
             return None
         if response.status_code != 200:
             return None
-        return VllmSnapshot.from_totals(sum_samples(response.text, VLLM_SERIES))
+        return VllmSnapshot.from_page(response.text)
 
     def tick(self) -> None:
         reading = self.source.read()
@@ -246,7 +286,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pid", type=int, default=None, help="Account this process tree (default: the cgroup)."
     )
     parser.add_argument(
-        "--energy-source", choices=["auto", "nvml", "rapl", "estimate"], default="auto"
+        "--energy-source",
+        choices=ENERGY_SOURCES,
+        default="auto",
+        help="kepler: CPU and DRAM from Kepler's per-pod counters in --prometheus-url.",
+    )
+    parser.add_argument(
+        "--prometheus-url", default=None, help="Prometheus holding Kepler's series."
+    )
+    parser.add_argument(
+        "--pod-name", default=None, help="This pod, for Kepler (default: $POD_NAME, the hostname)."
     )
     parser.add_argument("--deployment", default="local")
     parser.add_argument("--namespace", default="default")
@@ -268,7 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         window_s=args.window,
         history_every_s=args.history_interval,
     )
-    source = open_energy_source(args.energy_source, pid=args.pid)
+    source = open_energy_source(
+        args.energy_source,
+        pid=args.pid,
+        kepler_target=kepler_target(args.prometheus_url, args.namespace, args.pod_name),
+    )
     meter = Meter(args.vllm_url, source, accountant, args.deployment, args.namespace, grid.source)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(meter))
     server.daemon_threads = True

@@ -187,7 +187,7 @@ def _follow_job(
         diagnosis, result = diagnose_failure(ftj, job, world.pods)
         _fail(plan, st, diagnosis)
         if result is not None:
-            _record_carbon(st, result.carbon)
+            _record_carbon(st, kepler.into_result(result, world.kepler_energy).carbon)
             if result.backend:
                 st.fields["backend"] = result.backend
     elif suspended:
@@ -575,6 +575,7 @@ def _plan_success(
     result = _result(plan, st, ftj, world, version, job)
     if result is None:
         return
+    result = kepler.into_result(result, world.kepler_energy)
     artifact = choose_artifact(ftj, result)
     if artifact is None:
         _fail(
@@ -585,7 +586,7 @@ def _plan_success(
         return
     name = _produce_model_version(plan, ftj, world, version, result, artifact)
     st.fields["modelVersion"] = name
-    _record_carbon(st, kepler.apply(result.carbon, world.kepler_energy))
+    _record_carbon(st, result.carbon)
     sched = _scheduling(st)
     if sched is not None:
         _set_scheduling(st, schedule.running(sched, result.carbon.energy_kwh))
