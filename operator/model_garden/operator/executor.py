@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -126,6 +127,49 @@ def object_path(ref: ObjectRef) -> str:
     return f"{collection_path(ref.api_version, ref.kind, ref.namespace)}/{ref.name}"
 
 
+SENT_STATUS_MAX = 20_000
+"""Objects whose last status patch is remembered (≈ 1 KiB each); the least recent go first."""
+
+
+class SentStatus:
+    """The last status patch sent per object, with the resourceVersion it was planned from.
+
+    kopf's view of a resource lags the operator's own writes by an event or two, so a plan made
+    again from the same (older) body repeats the patch just sent: the same change to the same
+    state, which the API server would store as a new resourceVersion that changes nothing (and
+    wake every watcher). Such a repeat is skipped. A plan from any other resourceVersion (a
+    newer body, or status someone else changed) is sent as usual.
+    """
+
+    def __init__(self) -> None:
+        self._sent: dict[ObjectRef, tuple[str | None, str]] = {}
+        self._lock = threading.Lock()
+        self.skipped = 0
+
+    def repeats(self, ref: ObjectRef, base: str | None, status: dict[str, Any]) -> bool:
+        if base is None:
+            return False
+        with self._lock:
+            repeat = self._sent.get(ref) == (base, _canonical(status))
+            self.skipped += repeat
+            return repeat
+
+    def record(self, ref: ObjectRef, base: str | None, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._sent.pop(ref, None)  # re-inserted last: the oldest entries go first
+            self._sent[ref] = (base, _canonical(status))
+            while len(self._sent) > SENT_STATUS_MAX:
+                del self._sent[next(iter(self._sent))]
+
+    def forget(self, ref: ObjectRef) -> None:
+        with self._lock:
+            self._sent.pop(ref, None)
+
+
+def _canonical(status: dict[str, Any]) -> str:
+    return json.dumps(status, sort_keys=True, separators=(",", ":"), default=str)
+
+
 class Executor:
     """Executes plans with one ApiClient (the operator's identity)."""
 
@@ -142,6 +186,7 @@ class Executor:
         self.component = component
         self.timeout = timeout
         self._reconnect = reconnect
+        self._sent_status = SentStatus()
 
     def call(
         self,
@@ -371,10 +416,13 @@ class Executor:
     def execute_owner(self, plan: Plan, owner: dict[str, Any]) -> None:
         meta = owner["metadata"]
         ref = ObjectRef(owner["apiVersion"], owner["kind"], meta["namespace"], meta["name"])
-        if plan.status:
+        base = meta.get("resourceVersion")
+        if plan.status and not self._sent_status.repeats(ref, base, plan.status):
             try:
                 self.merge_patch(ref, {"status": plan.status}, subresource="status")
+                self._sent_status.record(ref, base, plan.status)
             except ApiException as exc:
+                self._sent_status.forget(ref)
                 if exc.status != 404:  # deleted meanwhile
                     raise
         for event in plan.events:

@@ -65,3 +65,22 @@ def test_a_silent_api_server_fails_the_call_within_the_bound(silent_server: str)
         with pytest.raises(ApiTimeout, match="did not answer within 1 s"):
             call()
         assert time.monotonic() - started < 2.5
+
+
+def test_a_status_patch_repeated_from_the_same_body_is_not_sent_again() -> None:
+    """The operator's view lags its own writes: a plan made again from the same resourceVersion
+    repeats the patch just sent, which would store a new version that changes nothing."""
+    from model_garden.operator.executor import SentStatus
+    from model_garden.operator.plan import ObjectRef
+
+    sent = SentStatus()
+    ref = ObjectRef("modelgarden.dev/v1alpha1", "FineTuneJob", "team", "tune")
+    patch = {"conditions": [{"type": "Running", "status": "True"}], "progress": {"step": 3}}
+    assert not sent.repeats(ref, "41", patch)
+    sent.record(ref, "41", patch)
+    assert sent.repeats(ref, "41", {"progress": {"step": 3}, "conditions": patch["conditions"]})
+    assert not sent.repeats(ref, "42", patch), "a newer body (someone else's write) is answered"
+    assert not sent.repeats(ref, "41", {"progress": {"step": 4}})
+    assert not sent.repeats(ref, None, patch)
+    sent.forget(ref)
+    assert not sent.repeats(ref, "41", patch) and sent.skipped == 1
