@@ -258,6 +258,18 @@ class ServingConfig(ApiModel):
         ),
     )
     device: str = Field(default="auto", description="auto, cpu or cuda.")
+    kepler_prometheus_url: str | None = Field(
+        default=None,
+        description="Where Kepler runs: the Prometheus the meter reads the pod's CPU/DRAM joules from.",
+    )
+
+
+class AdapterCarbon(ApiModel):
+    """Cumulative active figures the meter attributed to one adapter (or the base model)."""
+
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens.")
+    energy_joules: float = Field(default=0.0, ge=0, description="Active energy, J.")
+    emissions_grams: float = Field(default=0.0, ge=0, description="Active emissions, g CO2e.")
 
 
 class ServingCarbon(ApiModel):
@@ -294,6 +306,24 @@ class ServingCarbon(ApiModel):
     grid_source: str | None = None
     grid_time: str | None = None
     method: CarbonMethod = CarbonMethod.ESTIMATED
+    component_sources: dict[str, str] = Field(
+        default_factory=dict, description="gpu/cpu/ram -> how the meter obtained each figure."
+    )
+    base_model: str | None = Field(
+        default=None, description="The base model's served name: its key in by_adapter."
+    )
+    by_adapter: dict[str, AdapterCarbon] = Field(
+        default_factory=dict,
+        description=(
+            "Active ticks in which vLLM listed no adapter (the base model's) or one adapter;"
+            " see serving/adapter_carbon.py for what vLLM does not list."
+        ),
+    )
+    unattributed_tokens: int = Field(
+        default=0, ge=0, description="Tokens of ticks that mixed adapters (the shared bucket)."
+    )
+    unattributed_energy_joules: float = Field(default=0.0, ge=0)
+    unattributed_emissions_grams: float = Field(default=0.0, ge=0)
 
     @property
     def tokens(self) -> int:

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from .output import OUTPUT_OPTION, figure, show
 from .target import Target, must_get, target_options
 
 FORMATS = ("table", "csv", "json")
-BY = ("job", "version", "model", "deployment", "experiment", "region", "operation")
+BY = ("job", "version", "model", "deployment", "experiment", "region", "operation", "period")
 FORMAT_OPTION = click.option(
     "-o", "--output", type=click.Choice(FORMATS), default="table", show_default=True
 )
@@ -76,8 +77,19 @@ def carbon() -> None:
     show_default=True,
     help="html: one self-contained page with bars (redirect it to a file).",
 )
+@click.option(
+    "--period",
+    type=click.Choice(["day", "week", "month"]),
+    default="month",
+    show_default=True,
+    help="With --by period: UTC days, ISO weeks or months.",
+)
+@click.option("--since", help="Only what ends at or after this time (RFC 3339 or YYYY-MM-DD).")
+@click.option("--until", help="Only what ends before this time (RFC 3339 or YYYY-MM-DD).")
 @target_options
-def report(target: Target, by: str, output: str) -> None:
+def report(
+    target: Target, by: str, output: str, period: str, since: str | None, until: str | None
+) -> None:
     """Emissions and energy of every training run and serving, grouped.
 
     Training: each FineTuneJob's status.carbon (a deleted job's, from its ModelVersion).
@@ -85,36 +97,61 @@ def report(target: Target, by: str, output: str) -> None:
     deployment's, from the ModelVersions). Each operation counts once, so the rows add up to
     the total.
 
+    Periods and --since/--until (UTC): a figure falls in the period of its end time: a job's
+    completion (running: now), a version's creation for its verification and for a deleted
+    job's training, now for a live deployment's serving, which is a total since the deployment
+    started. Serving is split by period where the meters' history is at hand (local mode keeps
+    it beside the meter's state; a deployment that served one version); otherwise it goes whole
+    to the period of its last update (now). Exports, evaluations, batches and a deleted
+    deployment's serving keep no time: they are in no period, and --since/--until leave them
+    out.
+
     \b
     Example:
       mg carbon report --by experiment
       mg carbon report --by deployment -o csv > serving.csv
       mg carbon report --by model -o html > carbon.html
+      mg carbon report --by period --period week --since 2026-11-01
     """
-    from model_garden.carbon.report import group, records, total
+    from datetime import UTC, datetime
 
+    from model_garden.carbon.report import group, parse_when, records, split_serving, total, within
+
+    try:
+        start = parse_when(since, "--since") if since else None
+        end = parse_when(until, "--until") if until else None
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
     backend = target.backend()
     backend.refresh()
+    now = datetime.now(UTC)
     items, skipped = records(
         backend.items("FineTuneJob"),
         backend.items("ModelVersion"),
         backend.items("InferenceDeployment"),
+        now=now,
     )
-    rows, all_ = group(items, by), total(items)
+    if by == "period" or start or end:
+        items = split_serving(
+            items, _serving_histories(backend), period if by == "period" else "day"
+        )
+    items = within(items, start, end)
+    rows, all_ = group(items, by, period), total(items)
     if output == "html":
-        from datetime import UTC, datetime
-
         from model_garden.carbon.report_html import render
 
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        click.echo(render(by, rows, all_, now), nl=False)
+        title = f"{by} ({period})" if by == "period" else by
+        click.echo(render(title, rows, all_, now.strftime("%Y-%m-%d %H:%M UTC")), nl=False)
         return
     if output == "json":
         doc = {
             "by": by,
+            **({"period": period} if by == "period" else {}),
+            "since": since,
+            "until": until,
             "rows": [r.to_dict() for r in rows],
             "total": all_.to_dict(),
-            "records": [asdict(r) for r in items],
+            "records": [r.to_dict() for r in items],
             "skipped": skipped,
         }
         click.echo(json.dumps(doc, indent=2))
@@ -142,6 +179,46 @@ def report(target: Target, by: str, output: str) -> None:
     )
     if skipped:
         click.echo(f"{skipped} object(s) left out: they do not parse", err=True)
+
+
+def _serving_histories(backend: Any) -> dict[str, list[list[Any]]]:
+    """Each deployment's meter history (local mode: the history files beside the meters'
+    state; a cluster's Prometheus is the read API's to query): name -> points."""
+    from model_garden.carbon.report import HistoryPoint
+    from model_garden.readapi import history
+
+    store = getattr(backend, "store", None)
+    if store is None:
+        return {}
+    from model_garden.api.labels import LABEL_IDEP_UID
+
+    out: dict[str, list[list[Any]]] = {}
+    for idep in backend.items("InferenceDeployment"):
+        meta = idep.get("metadata") or {}
+        name, uid = str(meta.get("name") or ""), meta.get("uid")
+        files = []
+        for pod in store.list_raw("Pod"):
+            if (pod["metadata"].get("labels") or {}).get(LABEL_IDEP_UID) != uid:
+                continue
+            scratch = store.scratch_dir(pod["metadata"]["name"])
+            files += scratch.glob(f"*/model-garden/{history.meter_history_name('default', name)}")
+        series = []
+        for path in sorted(files):  # one meter each: its totals are cumulative on their own
+            points = history.serving_points(history.read_jsonl([path]))
+            series.append(
+                [
+                    HistoryPoint(
+                        datetime.fromisoformat(p.time.replace("Z", "+00:00")),
+                        p.energy_kwh,
+                        p.emissions_kg,
+                        p.tokens,
+                    )
+                    for p in points
+                ]
+            )
+        if name and any(series):
+            out[name] = series
+    return out
 
 
 @carbon.command()

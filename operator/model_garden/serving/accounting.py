@@ -9,6 +9,11 @@ in it; idle ticks' energy is reported apart and never enters J/token, so a model
 night does not look expensive per token the next morning. Emissions count both (the pod emits
 either way).
 
+Per adapter (adapter_carbon.py): an active tick in which vLLM listed no adapter, or one, gives
+its tokens, energy and emissions to the base model or that adapter; a tick that listed several
+goes to a shared bucket (``unattributed``). The parts add up: the adapters' (base included) and
+the shared bucket's energy is the active energy, their tokens all tokens.
+
 Restarts: vLLM's counters start from zero when it restarts. The state keeps the last counter
 values seen and vLLM's ``process_start_time_seconds``; a different start time, or a counter that
 went down, means a restart, and the new value counts in full. The state file is rewritten
@@ -28,8 +33,21 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 
 from model_garden.api.common import CarbonMethod
-from model_garden.api.contracts import ServingCarbon
+from model_garden.api.contracts import AdapterCarbon, ServingCarbon
 from model_garden.carbon.grid import JOULES_PER_KWH
+
+from .adapter_carbon import (
+    BASE_FALLBACK,
+    LORA_INFO,
+    MODEL_LABEL,
+    AdapterTotals,
+    LoraSeries,
+    adapters_seen,
+    lora_series,
+    newest,
+    tick_owner,
+)
+from .promtext import iter_samples
 
 PROMPT = "vllm:prompt_tokens_total"
 GENERATION = "vllm:generation_tokens_total"
@@ -38,6 +56,7 @@ RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 START_TIME = "process_start_time_seconds"
 VLLM_SERIES = (PROMPT, GENERATION, REQUESTS, RUNNING, WAITING, START_TIME)
+SCRAPED_SERIES = (*VLLM_SERIES, LORA_INFO)
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,10 @@ class VllmSnapshot:
     requests: float = 0.0
     in_flight: float = 0.0
     start_time: float | None = None
+    lora: tuple[LoraSeries, ...] = ()
+    """``vllm:lora_requests_info``'s series (empty with LoRA off)."""
+    model_name: str | None = None
+    """The base model's served name (the counters' ``model_name`` label)."""
 
     @classmethod
     def from_totals(cls, totals: dict[str, float]) -> VllmSnapshot:
@@ -58,6 +81,30 @@ class VllmSnapshot:
             requests=totals.get(REQUESTS, 0.0),
             in_flight=totals.get(RUNNING, 0.0) + totals.get(WAITING, 0.0),
             start_time=totals.get(START_TIME),
+        )
+
+    @classmethod
+    def from_page(cls, text: str) -> VllmSnapshot:
+        """A snapshot of a /metrics page: the counters summed, the LoRA gauge's series kept."""
+        totals: dict[str, float] = {}
+        lora: list[tuple[dict[str, str], float]] = []
+        model_name = None
+        for name, labels, value in iter_samples(text, SCRAPED_SERIES):
+            if name == LORA_INFO:
+                lora.append((labels, value))
+                continue
+            totals[name] = totals.get(name, 0.0) + value
+            if model_name is None and name == GENERATION:
+                model_name = labels.get(MODEL_LABEL)
+        snap = cls.from_totals(totals)
+        return cls(
+            snap.prompt_tokens,
+            snap.generation_tokens,
+            snap.requests,
+            snap.in_flight,
+            snap.start_time,
+            lora_series(lora),
+            model_name,
         )
 
 
@@ -74,6 +121,15 @@ class MeterState(BaseModel):
     generation_tokens: int = 0
     requests: int = 0
     component_joules: dict[str, float] = Field(default_factory=dict)
+    adapters: dict[str, AdapterTotals] = Field(default_factory=dict)
+    """Active figures by adapter (the base model under its served name)."""
+    unattributed: AdapterTotals = Field(default_factory=AdapterTotals)
+    """Active figures of ticks that mixed adapters (the shared bucket)."""
+    base_model: str | None = None
+    lora_seen_at: float | None = None
+    """The newest ``vllm:lora_requests_info`` value at the last scrape (vLLM's clock)."""
+    lora_at_last_scrape: list[str] = Field(default_factory=list)
+    """Adapters the newest series listed at the last scrape."""
     last_prompt: float = 0.0
     last_generation: float = 0.0
     last_requests: float = 0.0
@@ -129,6 +185,7 @@ class Accountant:
         self.state_path = state_path
         self.method = CarbonMethod.ESTIMATED
         self.component_methods: dict[str, CarbonMethod] = {}
+        self.component_sources: dict[str, str] = {}
         self._window: deque[_WindowEntry] = deque()
         self._last_in_flight = 0.0
         self._last_energy: dict[str, float] | None = None
@@ -193,8 +250,15 @@ class Accountant:
             tokens = round(d_prompt) + round(d_gen)
             active = active or tokens > 0 or d_req > 0 or snapshot.in_flight > 0
             self._last_in_flight = snapshot.in_flight
+            seen = adapters_seen(snapshot.lora, s.lora_seen_at, s.lora_at_last_scrape)
+            s.base_model = snapshot.model_name or s.base_model
+            last = newest(snapshot.lora)
+            if last is not None:
+                s.lora_seen_at = last.at
+                s.lora_at_last_scrape = sorted(last.adapters)
         else:
             self._last_in_flight = 0.0
+            seen = frozenset(s.lora_at_last_scrape)
 
         grams = joules / JOULES_PER_KWH * self.intensity
         s.energy_joules += joules
@@ -202,6 +266,11 @@ class Accountant:
         if active:
             s.active_energy_joules += joules
             s.active_emissions_grams += grams
+            owner = tick_owner(seen, s.base_model or BASE_FALLBACK)
+            bucket = (
+                s.unattributed if owner is None else s.adapters.setdefault(owner, AdapterTotals())
+            )
+            bucket.add(tokens, joules, grams)
         else:
             s.idle_energy_joules += joules
             s.idle_emissions_grams += grams
@@ -264,6 +333,19 @@ class Accountant:
             grid_source=self.grid_source,
             grid_time=self.grid_time,
             method=self.method,
+            component_sources=dict(self.component_sources),
+            base_model=s.base_model or (BASE_FALLBACK if BASE_FALLBACK in s.adapters else None),
+            by_adapter={
+                name: AdapterCarbon(
+                    tokens=t.tokens,
+                    energy_joules=t.energy_joules,
+                    emissions_grams=t.emissions_grams,
+                )
+                for name, t in sorted(s.adapters.items())
+            },
+            unattributed_tokens=s.unattributed.tokens,
+            unattributed_energy_joules=s.unattributed.energy_joules,
+            unattributed_emissions_grams=s.unattributed.emissions_grams,
         )
 
     def save(self) -> None:

@@ -28,6 +28,8 @@ import httpx
 from pydantic import ValidationError
 
 from model_garden.api.contracts import ServedArtifact, ServingConfig, read_document
+from model_garden.storage.s3 import StorageError
+from model_garden.storage.staging import stage_serving
 
 from .adapters import apply_plan, plan_adapters
 from .apikey import KeyFileWatch, resolve_api_key
@@ -71,6 +73,11 @@ def meter_command(
         config.deployment.name,
         "--namespace",
         config.deployment.namespace,
+        *(
+            ["--energy-source", "kepler", "--prometheus-url", config.kepler_prometheus_url]
+            if config.kepler_prometheus_url
+            else []
+        ),
     ]
 
 
@@ -108,8 +115,9 @@ class ConfigWatcher:
             return
         self._digest = digest
         try:
-            new = read_document(ServingConfig, self.path)
-        except (ValidationError, ValueError, OSError) as exc:
+            # s3:// / hf:// adapters are fetched into the cache before vLLM is told of them
+            new = stage_serving(read_document(ServingConfig, self.path))
+        except (ValidationError, ValueError, OSError, StorageError) as exc:
             log.error("config %s is invalid, keeping the current adapters: %s", self.path, exc)
             return
         old = self.config
@@ -226,8 +234,9 @@ class Launcher:
 
     def run(self) -> int:
         try:
+            self.config = stage_serving(self.config)  # s3:// and hf:// fetched into the cache
             cmd = build_vllm_command(self.config, self.python, self.device, api_key=self.api_key)
-        except ServingError as exc:
+        except (ServingError, StorageError) as exc:
             log.error("cannot start: %s", exc)
             return 2
         self.start_vllm(cmd.argv, cmd.env)

@@ -214,6 +214,7 @@ class Meter:
             acc = self.accountant
             acc.method = self.source.method(reading)
             acc.component_methods = {name: e.method for name, e in reading.items()}
+            acc.component_sources = self.source.sources(reading)
             acc.tick({name: e.joules for name, e in reading.items()}, snapshot)
             acc.save()
 

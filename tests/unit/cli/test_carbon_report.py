@@ -4,6 +4,7 @@ up to the total exactly), and the command's formats on a store a real local run 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import math
@@ -11,7 +12,19 @@ from typing import Any
 
 import pytest
 
-from model_garden.carbon.report import DIMENSIONS, group, records, regions, total
+from model_garden.carbon.report import (
+    DIMENSIONS,
+    HistoryPoint,
+    Record,
+    group,
+    parse_when,
+    period_of,
+    records,
+    regions,
+    split_serving,
+    total,
+    within,
+)
 from unit.operator.factories import ftj, idep, mv
 
 from .conftest import Env, one_line_error
@@ -223,3 +236,154 @@ def test_the_html_report_is_one_self_contained_page(env: Env) -> None:
     assert page.count("<rect") == 3  # training, serving, and the 0.05 kg of other operations
     ran = env.run("carbon", "report", "--by", "model", "-o", "html")
     assert ran.exit_code == 0 and "<h1>Carbon report by model</h1>" in ran.stdout
+
+
+# -- periods (issue 13, item 7) -----------------------------------------------------------------
+
+
+def _at(text: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("when", "period", "key"),
+    [
+        ("2026-11-27T23:59:59Z", "day", "2026-11-27"),
+        ("2026-11-28T00:30:00+02:00", "day", "2026-11-27"),  # UTC, not the offset's day
+        ("2026-11-27T10:00:00Z", "week", "2026-W48"),
+        ("2026-12-31T10:00:00Z", "week", "2026-W53"),
+        ("2027-01-01T10:00:00Z", "week", "2026-W53"),  # ISO week: the year of its Thursday
+        ("2027-01-04T10:00:00Z", "week", "2027-W01"),
+        ("2026-11-30T23:00:00Z", "month", "2026-11"),
+        ("2026-11-30T23:00:00-02:00", "month", "2026-12"),
+    ],
+)
+def test_a_record_falls_in_the_utc_period_of_its_end(when: str, period: str, key: str) -> None:
+    assert period_of(_at(when), period) == key
+    assert period_of(None, period) is None
+
+
+def test_times_are_rfc3339_or_dates_and_errors_name_the_option() -> None:
+    assert parse_when("2026-11-27", "--since") == _at("2026-11-27T00:00:00Z")
+    assert parse_when("2026-11-27T12:30:00+01:00", "--until") == _at("2026-11-27T11:30:00Z")
+    assert parse_when("2026-11-27T12:30:00Z", "--until") == _at("2026-11-27T12:30:00Z")
+    with pytest.raises(ValueError, match="--since: '27/11/2026' is not an RFC 3339"):
+        parse_when("27/11/2026", "--since")
+    with pytest.raises(ValueError, match="--until: .* has no time zone"):
+        parse_when("2026-11-27T12:30:00", "--until")
+    with pytest.raises(ValueError, match="unknown period 'year'"):
+        period_of(_at("2026-11-27T00:00:00Z"), "year")
+
+
+NOW_ = _at("2026-11-27T12:00:00Z")
+
+
+def _timed_objects() -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    jobs, versions, deployments = _objects()
+    jobs[0]["status"]["completionTime"] = "2026-10-03T08:00:00Z"  # tune: October
+    versions[1]["metadata"]["creationTimestamp"] = "2026-11-02T09:00:00Z"  # gone's training
+    return jobs, versions, deployments  # failed: still running (now); bot: live (now)
+
+
+def test_by_period_each_record_goes_to_its_end_and_the_periods_add_up() -> None:
+    items, _ = records(*_timed_objects(), now=NOW_)
+    ends = {(r.operation, r.job, r.deployment): r.end for r in items}
+    assert ends[("training", "tune", None)] == _at("2026-10-03T08:00:00Z")
+    assert ends[("training", "gone", None)] == _at("2026-11-02T09:00:00Z")
+    assert ends[("training", "failed", None)] == NOW_  # running: the report's time
+    assert ends[("serving", None, "bot")] == NOW_  # live: its last update
+    assert ends[("serving", "gone", "old")] is None  # a deleted deployment's: no time
+    months = _by(group(items, "period", "month"))
+    assert months == {"2026-10": 0.25, "2026-11": 0.5 + 0.125 + 0.75, None: 0.0625}
+    assert [r.key for r in group(items, "period", "week")] == [
+        "2026-W40",
+        "2026-W45",
+        "2026-W48",
+        None,
+    ]
+    for period in ("day", "week", "month"):
+        rows = group(items, "period", period)
+        assert math.fsum(r.emissions_kg for r in rows) == total(items).emissions_kg
+
+
+def test_since_and_until_keep_what_ends_between_and_leave_out_what_has_no_time() -> None:
+    items, _ = records(*_timed_objects(), now=NOW_)
+    november = within(items, _at("2026-11-01T00:00:00Z"), _at("2026-12-01T00:00:00Z"))
+    assert {(r.operation, r.deployment or r.job) for r in november} == {
+        ("training", "gone"),
+        ("training", "failed"),
+        ("serving", "bot"),
+    }
+    assert within(items, None, _at("2026-10-03T08:00:00Z")) == []  # until is exclusive
+    (tune,) = within(items, _at("2026-10-03T08:00:00Z"), _at("2026-10-04T00:00:00Z"))
+    assert tune.job == "tune"  # since is inclusive
+    assert within(items, None, None) == items
+
+
+def _series(*points: tuple[str, float, int]) -> list[HistoryPoint]:
+    return [HistoryPoint(_at(t), kwh, kwh / 2, tokens) for t, kwh, tokens in points]
+
+
+def test_serving_is_split_by_period_where_the_history_allows() -> None:
+    served = Record("serving", 1.0, 0.5, tokens=100, deployment="bot", version="v", end=NOW_)
+    twice = [
+        Record("serving", 1.0, 0.5, tokens=10, deployment="two", version="a", end=NOW_),
+        Record("serving", 1.0, 0.5, tokens=10, deployment="two", version="b", end=NOW_),
+    ]
+    history = {
+        # two meters (a pod replaced): each series is cumulative on its own
+        "bot": [
+            _series(("2026-11-25T10:00:00Z", 0.1, 10), ("2026-11-25T20:00:00Z", 0.3, 30)),
+            _series(("2026-11-26T10:00:00Z", 0.5, 50), ("2026-11-27T10:00:00Z", 0.7, 70)),
+        ],
+        "two": [_series(("2026-11-25T10:00:00Z", 0.1, 10))],
+    }
+    items = split_serving([served, *twice], history, "day")
+    pieces = {r.end: r for r in items if r.deployment == "bot"}
+    assert [(p.energy_kwh, p.emissions_kg, p.tokens) for p in pieces.values()] == [
+        (pytest.approx(0.3), pytest.approx(0.15), 30),
+        (pytest.approx(0.5), pytest.approx(0.25), 50),
+        (pytest.approx(0.2), pytest.approx(0.1), 20),
+    ]
+    assert list(pieces) == [
+        _at("2026-11-25T20:00:00Z"),
+        _at("2026-11-26T10:00:00Z"),
+        _at("2026-11-27T10:00:00Z"),
+    ]
+    assert math.fsum(p.emissions_kg for p in pieces.values()) == pytest.approx(0.5, abs=1e-15)
+    assert sum(p.tokens for p in pieces.values()) == 100
+    assert [r for r in items if r.deployment == "two"] == twice  # two versions: not split
+    days = _by(group(items, "period", "day"))
+    assert days["2026-11-26"] == pytest.approx(0.25)
+    assert days["2026-11-27"] == pytest.approx(0.1 + 1.0)  # bot's last piece and "two" whole
+
+
+def test_report_by_period_in_every_format(trained: Env) -> None:
+    env = trained
+    doc = json.loads(
+        env.run("carbon", "report", "--by", "period", "--period", "day", "-o", "json").stdout
+    )
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    assert doc["by"] == "period" and doc["period"] == "day"
+    assert [r["key"] for r in doc["rows"]] == [today]  # the job ended today; its version made today
+    assert doc["rows"][0]["emissions_kg"] == doc["total"]["emissions_kg"] > 0
+    assert all(r["end"].startswith(today) for r in doc["records"])
+    week = datetime.datetime.now(datetime.UTC).isocalendar()
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                env.run(
+                    "carbon", "report", "--by", "period", "--period", "week", "-o", "csv"
+                ).stdout
+            )
+        )
+    )
+    assert [r["period"] for r in rows] == [f"{week[0]}-W{week[1]:02d}", "total"]
+    table = env.run("carbon", "report", "--by", "period").stdout.splitlines()
+    assert table[0].split()[0] == "PERIOD" and table[-2].split()[0] == today[:7]
+    page = env.run("carbon", "report", "--by", "period", "-o", "html").stdout
+    assert "<h1>Carbon report by period (month)</h1>" in page and today[:7] in page
+    later = json.loads(env.run("carbon", "report", "--since", "2999-01-01", "-o", "json").stdout)
+    assert later["rows"] == [] and later["total"]["operations"] == 0
+    bad = env.run("carbon", "report", "--since", "yesterday")
+    assert bad.exit_code == 2 and "--since: 'yesterday' is not an RFC 3339" in one_line_error(bad)
