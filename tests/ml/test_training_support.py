@@ -57,7 +57,7 @@ def training_config(
                 "warmupRatio": "0.05",
             },
             "output": {"merge": merge},
-            "checkpointing": {"everySteps": every, "keep": keep},
+            "checkpointing": {"everySteps": every, "keep": keep, "keepAfterSuccess": True},
             "carbon": {"country": "FRA"},
             **spec,
         },

@@ -145,6 +145,26 @@ StorageUri = Annotated[
 ]
 """Where files are: ``pvc://<claim>/<path>``, ``s3://<bucket>/<path>`` or ``file://<path>``."""
 
+_HF = r"hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?@[^\s@/][^\s@]*"
+HF_URI_PATTERN = rf"^{_HF}$"
+"""``hf://<org>/<name>@<revision>``: a Hugging Face Hub repository at a revision (required, so
+what was verified is what is served)."""
+ARTIFACT_URI_PATTERN = rf"^({_PVC}|s3://.+|file://.+|{_HF})$"
+
+ArtifactUri = Annotated[
+    str,
+    Field(pattern=ARTIFACT_URI_PATTERN),
+    BeforeValidator(_claim_fits),
+    BeforeValidator(
+        _matches(
+            ARTIFACT_URI_PATTERN,
+            f"{_CLAIM_HELP}, s3://<bucket>/<path>, file://<path> or hf://<org>/<name>@<revision>",
+        )
+    ),
+]
+"""Where a ModelVersion's weights are: a :data:`StorageUri`, or a Hub repository at a revision
+(an imported model, downloaded and verified by the pod that needs it)."""
+
 LocalUri = Annotated[
     str,
     Field(pattern=PVC_OR_FILE_URI_PATTERN),

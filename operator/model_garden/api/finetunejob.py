@@ -23,8 +23,8 @@ from .fields import (
     DNS_LABEL,
     DNS_SUBDOMAIN,
     LABEL_MAX,
+    SUBDOMAIN_MAX,
     Fraction,
-    LocalUri,
     PositiveDecimal,
     StorageUri,
 )
@@ -191,9 +191,13 @@ class Output(ApiModel):
             " 50 characters, so the version's name stays a valid label); default: the job name."
         ),
     )
-    storage: LocalUri = Field(
+    storage: StorageUri = Field(
         default="pvc://model-garden-artifacts",
-        description="Where artifacts and checkpoints go: pvc://<claim> or file://<dir>.",
+        description=(
+            "Where artifacts and checkpoints go: pvc://<claim>, file://<dir> or"
+            " s3://<bucket>/<prefix> (uploaded when the run succeeds, with spec.storageSecret;"
+            " checkpoints then stay in the pod's cache volume)."
+        ),
     )
     merge: bool = Field(
         default=False, description="Also save the adapter merged into the base model."
@@ -205,6 +209,14 @@ class Checkpointing(ApiModel):
 
     every_steps: int = Field(default=100, ge=1, description="Save every N optimizer steps.")
     keep: int = Field(default=2, ge=1, le=100, description="How many checkpoints to keep.")
+    keep_after_success: bool = Field(
+        default=False,
+        description=(
+            "Keep the checkpoints once the job succeeded (default: the trainer deletes them after"
+            " the artifacts are saved, so nothing piles up unseen; a failed job keeps them to"
+            " resume)."
+        ),
+    )
 
 
 class SchedulingWindow(ApiModel):
@@ -339,12 +351,37 @@ class FineTuneJobSpec(ApiModel):
     dataset: Dataset = Field(description="Training data.")
     method: Method = Field(default_factory=Method, description="lora, qlora or full.")
     hyperparameters: Hyperparameters = Field(default_factory=Hyperparameters)
-    resources: Resources = Field(default_factory=Resources, description="Trainer pod compute.")
+    resources: Resources = Field(
+        default_factory=Resources,
+        description=(
+            "Trainer pod compute. gpus above 1 run one training process per GPU under torchrun"
+            " (data-parallel, transformers backend)."
+        ),
+    )
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Nodes to train on, each with resources. Above 1 is refused for now (Failed,"
+            " MultiNodeUnavailable): the TrainJob/JobSet it renders is not followed yet."
+        ),
+    )
     backend: Backend = Field(
         default=Backend.AUTO, description="auto picks unsloth on a CUDA GPU, else transformers."
     )
     output: Output = Field(default_factory=Output, description="The ModelVersion to produce.")
     checkpointing: Checkpointing = Field(default_factory=Checkpointing)
+    storage_secret: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=SUBDOMAIN_MAX,
+        description=(
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optionally"
+            " AWS_ENDPOINT_URL, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION) for s3:// datasets, base"
+            " models and output, fed to the trainer as env; the produced ModelVersion gets it too."
+        ),
+    )
     carbon: CarbonSettings = Field(default_factory=CarbonSettings)
     evaluation: EvaluationSettings | None = Field(
         default=None,

@@ -17,8 +17,10 @@ from .common import (
 from .fields import (
     DECIMAL_PATTERN,
     DNS_LABEL,
+    DNS_SUBDOMAIN,
+    SUBDOMAIN_MAX,
+    ArtifactUri,
     ListMap,
-    StorageUri,
 )
 
 MODEL_NAME_MAX = 50
@@ -57,7 +59,12 @@ class Artifact(ApiModel):
         }
     )
 
-    uri: StorageUri = Field(description="pvc://, s3:// or file:// of the directory.")
+    uri: ArtifactUri = Field(
+        description=(
+            "pvc://, s3:// or file:// of the directory, or hf://<org>/<name>@<revision> of a"
+            " Hub model (imported: downloaded and verified by the pods that use it)."
+        )
+    )
     format: ArtifactFormat = Field(description="merged model, LoRA adapter, or gguf file.")
     base_model: str | None = Field(
         default=None,
@@ -133,6 +140,13 @@ class OperationCarbon(ApiModel):
             count=self.count + other.count,
             method=CarbonMethod.MEASURED if measured else CarbonMethod.ESTIMATED,
         )
+
+
+class Retention(StrEnum):
+    """What happens to the artifact's files when the ModelVersion is deleted."""
+
+    RETAIN = "Retain"
+    DELETE = "Delete"
 
 
 class Stage(StrEnum):
@@ -238,6 +252,24 @@ class ModelVersionSpec(ApiModel):
         ),
     )
     stage: Stage = Field(default=Stage.NONE, description="none, staging or production.")
+    retention: Retention = Field(
+        default=Retention.RETAIN,
+        description=(
+            "On deletion, Retain leaves the artifact's files; Delete removes them (a cleanup Job"
+            " deletes the folder on its claim or the objects under its s3:// prefix) before the"
+            " version goes. hf:// artifacts are only cached, so nothing is deleted. May change."
+        ),
+    )
+    storage_secret: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=SUBDOMAIN_MAX,
+        description=(
+            "Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and optionally"
+            " AWS_ENDPOINT_URL, AWS_DEFAULT_REGION) for an s3:// artifact, given to the pods that"
+            " read it as env; for hf://, a key HF_TOKEN is used for gated models. May change."
+        ),
+    )
 
 
 class ServingShare(ApiModel):

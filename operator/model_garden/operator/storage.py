@@ -2,7 +2,9 @@
 
 Every claim named by a ``pvc://<claim>/<path>`` URI is mounted at ``/mnt/model-garden/<claim>``,
 so the same URI always becomes the same path, in any pod. ``file://`` paths are used as they
-are (baked into the image or local mode); ``s3://`` and hub ids are passed through unchanged.
+are (baked into the image or local mode); ``s3://``, ``hf://`` and hub ids are passed through
+unchanged: the pod fetches them into its cache volume itself (:mod:`model_garden.storage.staging`),
+with the storage Secret as env (:mod:`model_garden.storage.credentials`), so no claim is mounted.
 """
 
 from __future__ import annotations

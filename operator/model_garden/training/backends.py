@@ -2,6 +2,12 @@
 
 ``auto`` picks Unsloth on a CUDA GPU when it is installed (its gain is GPU kernels) and
 Transformers + PEFT otherwise. Both hand the same kind of model to the one training loop.
+Under torchrun (more than one process) it is Transformers + PEFT whatever was asked, see
+:data:`UNSLOTH_SINGLE_GPU`: Unsloth's documentation (unsloth.ai/docs/basics/
+multi-gpu-training-with-unsloth) runs it on several GPUs only through Hugging Face
+Accelerate/DeepSpeed around the HF Trainer, "official multi-GPU support" still to come; this
+trainer has its own loop and data-parallel step (distributed.py), not validated with Unsloth's
+patched models, so it does not combine them.
 """
 
 from __future__ import annotations
@@ -23,8 +29,24 @@ class BackendUnavailable(RuntimeError):
     """The requested backend or method cannot run here; the message says why."""
 
 
-def select_backend(requested: str, cuda: bool, unsloth_installed: bool) -> tuple[str, str]:
-    """(backend, why) for a request given the machine."""
+UNSLOTH_SINGLE_GPU = (
+    "Unsloth runs on several GPUs only through Accelerate/DeepSpeed and the HF Trainer, not"
+    " this trainer's own data-parallel loop; with {n} processes the transformers backend"
+    " (PEFT, data-parallel) trains instead"
+)
+"""Why a multi-process run does not use Unsloth (the operator's event says the same)."""
+
+
+def select_backend(
+    requested: str, cuda: bool, unsloth_installed: bool, processes: int = 1
+) -> tuple[str, str]:
+    """(backend, why) for a request given the machine and the number of training processes.
+
+    More than one process falls back from ``unsloth`` (asked or ``auto``) to ``transformers``
+    instead of failing: the job's ``resources.gpus`` asked for the GPUs, and the same training
+    runs on them data-parallel; the reason is logged and is the result's backend."""
+    if processes > 1 and requested in ("auto", "unsloth"):
+        return "transformers", f"{requested}: " + UNSLOTH_SINGLE_GPU.format(n=processes)
     if requested == "auto":
         if cuda and unsloth_installed:
             return "unsloth", "auto: CUDA GPU present and Unsloth installed"
@@ -209,7 +231,9 @@ def _load_transformers(
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
         )
-        load_kwargs["device_map"] = {"": device if device == "cpu" else 0}
+        # this process's GPU (torchrun: its LOCAL_RANK, set current by distributed.init)
+        gpu = torch.cuda.current_device() if device == "cuda" else 0
+        load_kwargs["device_map"] = {"": device if device == "cpu" else gpu}
     model = AutoModelForCausalLM.from_pretrained(base_path, **load_kwargs)
     if method != "qlora":
         model.to(device)
@@ -232,6 +256,8 @@ def _load_transformers(
 
         # gradient checkpointing off: it costs ~15x on CPU and little memory is at stake here
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    # LoRA's A matrices start random: seeded, so a run (and every torchrun rank) starts alike
+    torch.manual_seed(config.spec.hyperparameters.seed)
     if is_adapter:
         model = PeftModel.from_pretrained(model, source, is_trainable=True)
     else:

@@ -71,7 +71,10 @@ class Fit:
 
     def on_step(self, st: LoopState, loss: float, lr: float, tokens: int, epoch: float) -> None:
         """After each step: progress and carbon, the periodic eval + checkpoint, the log line,
-        and the budget check (it stops the loop at the next boundary, like SIGTERM)."""
+        and the budget check (it stops the loop at the next boundary, like SIGTERM). Under
+        torchrun only rank 0 does this: the step's figures are already global."""
+        if not self.ctx.world.main:
+            return
         tracker, total = self.ctx.tracker, self.model.total
         tracker.step_done(st.step, epoch, loss, lr, tokens)
         rep = self.carbon.report()
@@ -97,7 +100,7 @@ class Fit:
         """The initial eval (once per run, kept across restarts), then the steps; a stop
         request checkpoints and ends the run (:class:`Finished`)."""
         ctx, st, spec = self.ctx, self.state, self.ctx.config.spec
-        if st.initial_eval_loss is None:
+        if st.initial_eval_loss is None and ctx.world.main:
             ctx.tracker.set_state(TrainingState.EVALUATING)
             st.initial_eval_loss = self.evaluate()
             log("initial eval", eval_loss=st.initial_eval_loss)
@@ -121,6 +124,7 @@ class Fit:
                 state=st,
                 on_step=self.on_step,
                 should_stop=ctx.flag,
+                world=ctx.world,
             )
         except Interrupted as stop:
             raise Finished(*self.interrupted(stop.reason)) from stop
@@ -129,7 +133,7 @@ class Fit:
         """Checkpoint where the loop stopped (unless that step already has one) and say why."""
         ctx, st = self.ctx, self.state
         ctx.tracker.set_state(TrainingState.SAVING)
-        if not (self.root / f"checkpoint-{st.step}").exists() and st.step > 0:
+        if ctx.world.main and not (self.root / f"checkpoint-{st.step}").exists() and st.step > 0:
             self.checkpoint()
         ctx.base.metrics = metrics_of(st, self.model.steps_per_epoch, self.tokens.train.truncated)
         if reason == "CarbonBudgetExceeded":
@@ -140,8 +144,14 @@ class Fit:
 
     def save(self) -> TrainingResult:
         """The final eval, then the weights, the final carbon figure (merge included, so the
-        model cards and the result agree), cards and digests: the succeeded result."""
+        model cards and the result agree), cards and digests: the succeeded result. Under
+        torchrun rank 0 alone evaluates and saves; the others end here (their result is not
+        written: rank 0's is the run's)."""
         ctx, st = self.ctx, self.state
+        if not ctx.world.main:
+            message = f"rank {ctx.world.rank}: {st.step} steps; rank 0 saves and reports"
+            done = {"outcome": Outcome.SUCCEEDED, "reason": "Completed", "message": message}
+            return ctx.base.model_copy(update=done)
         ctx.tracker.set_state(TrainingState.EVALUATING)
         st.eval_loss = self.evaluate()
         log("final eval", eval_loss=st.eval_loss, initial=st.initial_eval_loss)

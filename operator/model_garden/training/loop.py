@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batching import collate, plan_epoch, step_batches
+from .distributed import SINGLE, World, agree_stop, all_reduce_step, shard
 from .tokenize import IGNORE_INDEX
 
 
@@ -122,11 +123,17 @@ def train(
     on_step: Callable[[LoopState, float, float, int, float], None],
     should_stop: Callable[[], str | None],
     clip: float = 1.0,
+    world: World = SINGLE,
 ) -> LoopState:
     """Run optimizer steps from ``state.step`` to ``total_steps``.
 
     ``on_step(state, loss, lr, tokens, epoch)`` runs after every step (progress, checkpoints);
     ``should_stop()`` is polled between steps and returns a reason to stop, or None.
+
+    With several processes (``world``, see distributed.py) one optimizer step spans
+    ``accumulation x world.size`` micro-batches, each process runs its share, the gradients
+    are summed before the step, and ``loss``/``tokens`` are the step's global figures; the
+    processes agree on stopping, so they stop at the same step.
     """
     import torch
 
@@ -135,11 +142,13 @@ def train(
     model.train()
     while state.step < total_steps:
         epoch = state.step // steps_per_epoch
-        plan = step_batches(lengths, batch_size, accumulation, seed, group_by_length, epoch)
+        plan = step_batches(
+            lengths, batch_size, accumulation * world.size, seed, group_by_length, epoch
+        )
         for step_in_epoch in range(state.step % steps_per_epoch, len(plan)):
             if state.step >= total_steps:
                 break
-            reason = should_stop()
+            reason = agree_stop(world, should_stop())
             if reason:
                 raise Interrupted(reason, f"stopped before step {state.step + 1}: {reason}")
             started = time.perf_counter()
@@ -148,12 +157,14 @@ def train(
                 sum(1 for t in labels[i][1:] if t != IGNORE_INDEX) for b in micro for i in b
             )
             step_loss, step_tokens = 0.0, 0
-            for b in micro:
+            for b in shard(micro, world):
                 batch = collate([ids[i] for i in b], [labels[i] for i in b], pad_id, device)
                 s, _ = loss_sum(model, batch)
                 (s / max(n_labels, 1)).backward()
                 step_loss += float(s.detach())
                 step_tokens += sum(lengths[i] for i in b)
+            summed = all_reduce_step(world, params, [step_loss, float(step_tokens)])
+            step_loss, step_tokens = summed[0], round(summed[1])
             if clip:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             optimizer.step()

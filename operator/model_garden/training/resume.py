@@ -14,7 +14,7 @@ from typing import Any
 
 from model_garden.carbon.tracker import EnergySplit, TrainingCarbonTracker
 
-from . import checkpoints, ownership, runkey
+from . import checkpoints, distributed, ownership, runkey
 from .loop import LoopState
 from .session import RunContext, log
 from .stages import Model
@@ -56,15 +56,21 @@ def saved_fields(state: LoopState, energy: EnergySplit, total: int) -> dict[str,
 
 def open_checkpoints(ctx: RunContext, model: Model, carbon: TrainingCarbonTracker) -> Resumed:
     """Claim this run key's folder, drop partial checkpoints (a kill mid-save), and resume
-    from the newest complete one: weights, optimizer, schedule, counters and energy."""
+    from the newest complete one: weights, optimizer, schedule, counters and energy.
+
+    Under torchrun rank 0 claims and cleans the folder; every rank then loads the same
+    checkpoint (the folder must be shared storage when the ranks span nodes)."""
     rt = ctx.config.runtime
     inputs = runkey.key_inputs(ctx.config, runkey.dataset_digest(rt.dataset_path))
     key = runkey.run_key(inputs)
-    root = ownership.claim(runkey.run_dir(rt.checkpoint_dir, key), ctx.owner)
-    runkey.write_key_file(root, key, inputs)
-    removed = checkpoints.clean_partial(root)
-    if removed:
-        log("removed incomplete checkpoints", paths=[str(p) for p in removed])
+    root = runkey.run_dir(rt.checkpoint_dir, key)
+    if ctx.world.main:
+        root = ownership.claim(root, ctx.owner)
+        runkey.write_key_file(root, key, inputs)
+        removed = checkpoints.clean_partial(root)
+        if removed:
+            log("removed incomplete checkpoints", paths=[str(p) for p in removed])
+    distributed.barrier(ctx.world)
     state, previous = LoopState(), EnergySplit()
     latest = checkpoints.latest_checkpoint(root)
     if latest is not None:

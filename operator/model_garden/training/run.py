@@ -17,8 +17,10 @@ import argparse
 import sys
 
 from model_garden.api.contracts import TrainingConfig, TrainingResult, read_document
+from model_garden.storage.staging import stage_training
+from model_garden.storage.trainer import run_with_storage
 
-from . import checkpoints, ownership
+from . import checkpoints, distributed, ownership
 from .datasets import DatasetError, DatasetErrors
 from .exits import (
     BAD_INPUT_REASONS,
@@ -71,6 +73,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
     ctx.install_sigterm()
     server = ctx.serve_progress()
     try:
+        distributed.init(ctx.world)
         return ctx.finish(*_stages(ctx))
     except Finished as done:  # a stage ended the run on purpose (SIGTERM, budget, backend)
         return ctx.finish(done.result, done.code)
@@ -79,6 +82,7 @@ def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
     finally:
         if server is not None:
             server.stop()
+        distributed.shutdown(ctx.world)
 
 
 def _stages(ctx: RunContext) -> tuple[TrainingResult, int]:
@@ -93,6 +97,7 @@ def _stages(ctx: RunContext) -> tuple[TrainingResult, int]:
         return ctx.terminated(0), EXIT_TERMINATED
     model = load_model(ctx, tokens, backend, why)
     resumed = open_checkpoints(ctx, model, carbon)
+    distributed.broadcast_trainable(ctx.world, model.loaded.model)  # one start for all ranks
     return fit(ctx, tokens, model, carbon, resumed), 0
 
 
@@ -126,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         result = failure("InvalidConfig", f"{args.config}: {exc}")
         print(result.to_termination_message(), file=sys.stderr)
         return EXIT_INVALID_CONFIG
-    result, code = run(config)
+    # s3:// and hf:// inputs fetched, s3:// outputs published, checkpoints dropped on success
+    if distributed.current().main:
+        result, code = run_with_storage(config, run)
+    else:  # other torchrun ranks: inputs only; rank 0 alone publishes and drops checkpoints
+        result, code = run(stage_training(config).config)
     log("result", outcome=result.outcome, reason=result.reason, detail=result.message)
     return code

@@ -22,6 +22,7 @@ from model_garden.api.contracts import Outcome, TrainingConfig, TrainingResult, 
 from model_garden.carbon.tracker import TrainingCarbonTracker
 
 from . import ownership
+from .distributed import World, current
 from .exits import EXIT_TERMINATED
 from .outputs import failure, write_result
 from .progress import ProgressServer, ProgressTracker, training_labels
@@ -81,6 +82,8 @@ class RunContext:
     """The output dir once it is claimed as ours: the result file goes there only then."""
     carbon: TrainingCarbonTracker | None = None
     threads: int = 1
+    world: World = field(default_factory=World)
+    """Under torchrun, this process's rank; only rank 0 writes (see distributed.py)."""
 
     @classmethod
     def begin(cls, config: TrainingConfig) -> RunContext:
@@ -92,7 +95,7 @@ class RunContext:
             method=str(config.spec.method.type),
             base_model=config.runtime.base_model,
         )
-        return cls(config=config, base=base, tracker=tracker)
+        return cls(config=config, base=base, tracker=tracker, world=current())
 
     @property
     def owner(self) -> str:
@@ -126,7 +129,8 @@ class RunContext:
         result.duration_seconds = round(time.monotonic() - self.started, 3)
         if self.carbon is not None:
             result.carbon = self.carbon.stop()
-        write_result(result, self.config.runtime.termination_message_path, self.result_dir)
+        if self.world.main:  # the other ranks' outcome is rank 0's: it alone reports
+            write_result(result, self.config.runtime.termination_message_path, self.result_dir)
         done = result.outcome == Outcome.SUCCEEDED
         self.tracker.set_state(TrainingState.DONE if done else TrainingState.FAILED)
         return result, code
@@ -139,7 +143,8 @@ class RunContext:
             f"SIGTERM: no step boundary within {SIGTERM_EXIT_BOUND_SECONDS}s; "
             "exiting; a rerun resumes from the last complete checkpoint",
         )
-        write_result(res, self.config.runtime.termination_message_path, self.result_dir)
+        if self.world.main:
+            write_result(res, self.config.runtime.termination_message_path, self.result_dir)
         os._exit(EXIT_TERMINATED)
 
     def install_sigterm(self) -> None:
@@ -164,7 +169,7 @@ class RunContext:
     def serve_progress(self) -> ProgressServer | None:
         """``/progress`` and ``/metrics`` from the start, so the operator sees loading too."""
         port = self.config.runtime.progress_port
-        if port is None:
+        if port is None or not self.world.main:
             return None
         server = ProgressServer(self.tracker, port).start()
         log("progress server", port=server.port)

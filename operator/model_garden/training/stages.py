@@ -69,7 +69,10 @@ class Model:
 
 def claim_output(ctx: RunContext) -> None:
     """The output directory, before anything is written: ours (marked with the job's uid), or
-    refused untouched (``OutputNotOurs``), since a later stage replaces what it holds."""
+    refused untouched (``OutputNotOurs``), since a later stage replaces what it holds. Under
+    torchrun only rank 0 claims it (and writes into it)."""
+    if not ctx.world.main:
+        return
     ctx.result_dir = ownership.claim(Path(ctx.config.runtime.output_dir), ctx.owner)
     ctx.tracker.history = ctx.result_dir / HISTORY_FILE
 
@@ -87,13 +90,17 @@ def check_dataset(ctx: RunContext) -> DatasetReport:
 
 def start_carbon(ctx: RunContext) -> TrainingCarbonTracker:
     """Meter all that follows, model load included. The spec's country/region win over the
-    runtime's; earlier attempts' energy is added once the checkpoint is read."""
+    runtime's; earlier attempts' energy is added once the checkpoint is read. Under torchrun
+    rank 0 alone meters: CodeCarbon reads the whole node's counters, every GPU included, so a
+    meter per process would count the node once per process (the others' stays unstarted)."""
     spec, rt = ctx.config.spec, ctx.config.runtime
     carbon = TrainingCarbonTracker(
         spec.carbon.country or rt.country,
         spec.carbon.region or rt.region,
         grid_overrides=rt.grid_overrides,
     )
+    if not ctx.world.main:
+        return carbon
     ctx.carbon = carbon  # set first: a run whose meter fails to start still reports one
     carbon.start()
     return carbon
@@ -105,11 +112,13 @@ def choose_backend(ctx: RunContext) -> tuple[str, str]:
     Sets torch's threads first: a pod gets its cpuset, not the node's CPUs."""
     import torch
 
-    ctx.threads = ctx.config.runtime.threads or default_threads()
+    ctx.threads = ctx.config.runtime.threads or max(1, default_threads() // ctx.world.local_size)
     torch.set_num_threads(ctx.threads)
     requested = str(ctx.config.spec.backend)
     try:
-        backend, why = select_backend(requested, torch.cuda.is_available(), unsloth_installed())
+        backend, why = select_backend(
+            requested, torch.cuda.is_available(), unsloth_installed(), ctx.world.size
+        )
     except BackendUnavailable as exc:
         raise Finished(ctx.failed("BackendUnavailable", str(exc)), EXIT_FAILED) from exc
     if backend == "unsloth":
@@ -183,7 +192,9 @@ def load_model(ctx: RunContext, tokens: Tokens, backend: str, why: str) -> Model
         threads=ctx.threads,
         weights=describe_weights(loaded.model),
     )
-    n_train, accumulation = len(tokens.train.input_ids), hp.gradient_accumulation_steps
+    # one optimizer step spans every process's micro-batches (distributed.py)
+    n_train = len(tokens.train.input_ids)
+    accumulation = hp.gradient_accumulation_steps * ctx.world.size
     spe = steps_per_epoch(n_train, hp.batch_size, accumulation)
     total = total_steps(n_train, hp.batch_size, accumulation, hp.epochs, hp.max_steps)
     params = [p for p in loaded.model.parameters() if p.requires_grad]

@@ -84,7 +84,7 @@ CASES = [
         ftj(),
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Starting")},
-        events=["JobCreated"],
+        events=["JobCreated", "BackendFallback"],  # 2 GPUs: 2 processes, no Unsloth
     ),
     Case(
         "new job reserves the version after existing and reserved ones",
@@ -94,7 +94,7 @@ CASES = [
         ),
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Starting")},
-        events=["JobCreated"],
+        events=["JobCreated", "BackendFallback"],  # 2 GPUs: 2 processes, no Unsloth
     ),
     Case(
         "default policy (no ConfigMap) refuses a foreign image: nothing created, said once",
@@ -158,7 +158,7 @@ CASES = [
         FineTuneJobWorld(running_in_namespace=5),
         creates=["ConfigMap/tune-train-config", "Job/tune-train"],
         conds={"Running": ("False", "Queued")},
-        events=["JobCreated"],
+        events=["JobCreated", "BackendFallback"],  # 2 GPUs: 2 processes, no Unsloth
     ),
     Case(
         "base model version missing waits with BaseModelNotFound",
@@ -488,7 +488,7 @@ CASES = [
             "Succeeded": ("False", "Resumed"),
             "Running": ("False", "Starting"),
         },
-        events=["JobCreated"],
+        events=["JobCreated", "BackendFallback"],  # 2 GPUs: 2 processes, no Unsloth
     ),
 ]
 
@@ -578,7 +578,10 @@ def test_new_job_builds_the_training_config_and_job() -> None:
     )
     pod_spec = spec["template"]["spec"]
     (c,) = pod_spec["containers"]
-    assert c["command"] == ["python", "-m", "model_garden.training"]
+    assert c["command"] == [
+        "python", "-m", "model_garden.training.launch", "--standalone", "--nproc-per-node=2",
+        "-m", "model_garden.training",
+    ]  # fmt: skip
     assert c["resources"]["limits"] == {"cpu": "2", "memory": "32Gi", "nvidia.com/gpu": "2"}
     # Guaranteed QoS for CPU and memory; scratch space requested (scheduled where it fits),
     # bounded by each emptyDir's sizeLimit, /dev/shm by the memory limit (issue 8, item 12).

@@ -60,7 +60,7 @@ def test_claimed_digest_the_files_contradict_fails_verification() -> None:
 
 
 def test_claimed_digest_off_claim_is_served_but_said_unchecked() -> None:
-    body = mv("s3m-v1", "s3m", 1, ready=False, uri="s3://bucket/s3m")
+    body = mv("s3m-v1", "s3m", 1, ready=False, uri="file:///models/s3m")
     plan = plan_modelversion(body, ModelVersionWorld(), SETTINGS, NOW)
     ready = next(c for c in plan.status["conditions"] if c["type"] == "Ready")  # type: ignore[index]
     assert ready["reason"] == "NotVerified" and "not checked" in ready["message"]

@@ -27,6 +27,7 @@ from model_garden.api.labels import (
 )
 from model_garden.api.modelversion import TrainedEvaluation
 from model_garden.api.offline import EVAL_RESULT_FILE
+from model_garden.storage.credentials import s3_env
 
 from .. import observe
 from ..plan import child_meta, child_name, owner_labels
@@ -40,6 +41,7 @@ from ..podspec import (
 )
 from ..settings import TRAINER_SIGTERM_GRACE_SECONDS, OperatorSettings
 from ..storage import Location, Mounts, join_uri, resolve
+from .multinode import trainer_command
 
 CONFIG_DIR = "/etc/model-garden"
 CONFIG_KEY = "training-config.json"
@@ -248,7 +250,8 @@ def trainer_pod_spec(
 def trainer_container(ftj: FineTuneJob, settings: OperatorSettings) -> dict[str, Any]:
     """The trainer container, mounting its config directory; the caller adds the other mounts.
 
-    Its TrainingResult is the termination message (read by the planner), and the hub token
+    Its command runs one trainer process per GPU under torchrun when ``resources.gpus`` is
+    above 1 or ``spec.nodes`` is (see multinode.py). Its TrainingResult is the termination message (read by the planner), and the hub token
     comes by ``secretKeyRef`` (the operator never reads Secrets).
     """
     spec = ftj.spec
@@ -257,11 +260,12 @@ def trainer_container(ftj: FineTuneJob, settings: OperatorSettings) -> dict[str,
     if hub is not None and hub.token_secret is not None:
         secret = {"name": hub.token_secret.name, "key": hub.token_secret.key}
         env.append({"name": HF_TOKEN_ENV, "valueFrom": {"secretKeyRef": secret}})
+    env += s3_env(spec.storage_secret)
     return {
         "name": observe.TRAINER_CONTAINER,
         "image": spec.image or settings.trainer_image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["python", "-m", "model_garden.training"],
+        "command": trainer_command(spec.resources.gpus, spec.nodes),
         "args": ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"],
         "env": env,
         "ports": [{"name": "progress", "containerPort": settings.progress_port}],
@@ -334,6 +338,7 @@ def build_model_version(
             "version": version,
             "artifact": artifact,
             "source": {"fineTuneJob": ftj.metadata.name, "fineTuneJobUid": ftj.metadata.uid},
+            **({"storageSecret": ftj.spec.storage_secret} if ftj.spec.storage_secret else {}),
             "metrics": metrics,
             "trainingCarbon": {
                 "energyKwh": _decimal(result.carbon.energy_kwh),

@@ -23,7 +23,7 @@ from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
-from . import kepler, schedule
+from . import kepler, multinode, schedule
 from .admission import budget_raised, is_done, reserved_version, waits_for_slot
 from .diagnose import (
     Diagnosis,
@@ -50,6 +50,13 @@ UNRETRYABLE_EXIT_CODES = (TRAINER_EXIT_INVALID_CONFIG, TRAINER_EXIT_BAD_INPUT)
 """How long a completed Job may wait for its pod's termination message to be observed."""
 STARTING_MESSAGE = "Job created; waiting for the trainer pod to start."
 SUSPENDED_MESSAGE = "The job is suspended (spec.suspend is true)."
+
+
+MULTINODE_NOT_FOLLOWED = (
+    "spec.nodes above 1 is not run yet: the operator can render a Kubeflow Trainer TrainJob or"
+    " a JobSet for it, but does not follow one to its result. Set spec.nodes to 1 (one node"
+    " trains on up to 64 GPUs, one process per GPU under torchrun)."
+)
 
 
 def kueue_message(queue: str) -> str:
@@ -253,6 +260,9 @@ def _plan_start(
     when Kueue admits it or the spec suspends it."""
     if not _may_start(plan, st, ftj, world, settings):
         return
+    if ftj.spec.nodes > 1:
+        multinode.refuse(plan, st, multinode.Workload(None, refused=MULTINODE_NOT_FOLLOWED))
+        return
     sched = _scheduling(st)
     version = sched.paused_version if sched is not None else None
     if version is None or version in world.reserved_versions:
@@ -286,6 +296,7 @@ def _plan_start(
         f"Created Job {job['metadata']['name']} training {target} into {output_uri(ftj, version)}.",
         if_created=job["metadata"]["name"],
     )
+    multinode.announce(plan, ftj, job)
 
 
 def _may_start(

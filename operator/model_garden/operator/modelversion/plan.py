@@ -37,6 +37,7 @@ from ..servingcarbon import serving_totals
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from .objects import VERIFY_CONTAINER, build_verify_job
+from .retention import plan_artifact_cleanup
 
 VERIFY_WATTS_PER_THREAD = 4.0
 """CPU power per busy thread: CodeCarbon's default where it cannot read the CPU's (TDP/threads)."""
@@ -177,7 +178,9 @@ def plan_modelversion(
             )
             if st.set_condition("Ready", ConditionStatus.FALSE, "DeletionBlocked", message):
                 plan.event("Warning", "DeletionBlocked", message)
-        elif FINALIZER_IN_USE in finalizers:
+        elif FINALIZER_IN_USE in finalizers and plan_artifact_cleanup(
+            plan, st, body, mv, world, settings
+        ):
             _finalizers(plan, ref, meta, [f for f in finalizers if f != FINALIZER_IN_USE])
         plan.status = st.patch()
         return plan
@@ -278,7 +281,7 @@ def _plan_verification(
     artifact = mv.spec.artifact
     if st.current.get("digest") and st.current.get("sizeBytes") is not None:
         return None  # verified earlier by our Job
-    if not artifact.uri.startswith("pvc://"):
+    if not artifact.uri.startswith(("pvc://", "s3://", "hf://")):
         claimed = (
             f" (the claimed digest {artifact.digest} is not checked)" if artifact.digest else ""
         )
