@@ -309,19 +309,3 @@ def test_the_planner_refuses_more_than_one_node_until_it_can_follow_the_workload
     assert "spec.nodes to 1" in failed["message"]
     single = plan_finetunejob(ftj(), FineTuneJobWorld(), SETTINGS, NOW)
     assert [e.reason for e in single.events if e.reason == "BackendFallback"] == ["BackendFallback"]
-
-
-def test_the_planner_refuses_more_than_one_node_until_it_can_follow_the_workload() -> None:
-    """The TrainJob/JobSet rendering is tested above; the operator does not follow either to
-    its result yet, so a multi-node job fails at once with the reason, and nothing is made."""
-    from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
-
-    from .factories import NOW, SETTINGS, conditions, ftj
-
-    plan = plan_finetunejob(ftj(nodes=2), FineTuneJobWorld(), SETTINGS, NOW)
-    assert plan.create == []
-    assert conditions(plan.status)["Failed"] == ("True", "MultiNodeUnavailable")
-    failed = next(c for c in (plan.status or {})["conditions"] if c["type"] == "Failed")
-    assert "spec.nodes to 1" in failed["message"]
-    single = plan_finetunejob(ftj(), FineTuneJobWorld(), SETTINGS, NOW)
-    assert [e.reason for e in single.events if e.reason == "BackendFallback"] == ["BackendFallback"]
