@@ -54,7 +54,7 @@ def test_training_reads_s3_dataset_and_publishes_adapter_to_s3(
     data = training_data(tmp_path, 80)
     s3io.upload_file(s3c, data, parse_s3(f"s3://{bucket}/datasets/pets.jsonl"))
     work = tmp_path / "s3-job"
-    path = training_config(work, tiny_model, data, steps=6, every=3)
+    path = training_config(work, tiny_model, data, steps=6, every=3, keep_after_success=False)
     out = s3_config(path, bucket, "s3-job")
     cache = tmp_path / "cache"
     monkeypatch.setenv("MODEL_GARDEN_STAGING_DIR", str(cache))
@@ -108,7 +108,9 @@ def test_a_stopped_run_resumes_in_a_new_pod_from_checkpoints_saved_to_s3(
     }
 
     raised = {"country": "FRA", "budgetKg": "1000"}
-    path = training_config(work, tiny_model, data, steps=6, every=100, carbon=raised)
+    path = training_config(
+        work, tiny_model, data, steps=6, every=100, carbon=raised, keep_after_success=False
+    )
     s3_config(path, bucket, "s3-resume")
     monkeypatch.setenv("MODEL_GARDEN_STAGING_DIR", str(tmp_path / "pod-2"))
     assert wait(start_trainer(path), work) == 0, trainer_log(work)[-3000:]

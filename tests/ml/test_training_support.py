@@ -34,6 +34,7 @@ def training_config(
     lr: str = "3e-3",
     every: int = 20,
     keep: int = 2,
+    keep_after_success: bool = True,
     merge: bool = False,
     port: int = 0,
     threads: int = 1,
@@ -57,7 +58,11 @@ def training_config(
                 "warmupRatio": "0.05",
             },
             "output": {"merge": merge},
-            "checkpointing": {"everySteps": every, "keep": keep, "keepAfterSuccess": True},
+            "checkpointing": {
+                "everySteps": every,
+                "keep": keep,
+                "keepAfterSuccess": keep_after_success,  # the chain tests read them after
+            },
             "carbon": {"country": "FRA"},
             **spec,
         },

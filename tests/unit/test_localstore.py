@@ -121,3 +121,27 @@ def test_claim_paths_map_to_the_stores_claim_folders(tmp_path: Path) -> None:
     assert store.host_path("/mnt/model-garden/arts/default/m") == tmp_path / "claims/arts/default/m"
     assert store.host_path("/mnt/model-garden/arts") == tmp_path / "claims/arts"
     assert store.host_path("/srv/model") == Path("/srv/model")
+
+
+def test_local_mode_refuses_autoscaling_and_traffic_with_the_reason(tmp_path: Path) -> None:
+    """One machine runs one server: a split or an autoscaler would be planned as objects
+    nothing here runs, so the deployment says why it is not served instead."""
+    from model_garden.local.controller import LOCAL_SCALING_REFUSAL, LocalController
+    from model_garden.local.store import LocalStore
+
+    store = LocalStore(tmp_path / "home")
+    body = {
+        "apiVersion": "modelgarden.dev/v1alpha1",
+        "kind": "InferenceDeployment",
+        "metadata": {"name": "bot", "namespace": "default"},
+        "spec": {"modelVersion": "m-v1", "autoscaling": {"minReplicas": 0, "maxReplicas": 3,
+                 "target": {"metric": "waitingRequests", "value": 4}}},
+    }  # fmt: skip
+    store.create(body)
+    LocalController(store).reconcile()
+    (idep,) = store.list_raw("InferenceDeployment")
+    ready = next(c for c in idep["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False", "NotSupportedLocally", LOCAL_SCALING_REFUSAL,
+    )  # fmt: skip
+    assert store.list_raw("Deployment") == []

@@ -55,6 +55,20 @@
   value: {{ .timeoutSeconds | default 5 | quote }}
 {{- end }}
 {{- end }}
+{{- with .Values.autoscaling }}
+{{- if .prometheusUrl }}
+- name: MODEL_GARDEN_OPERATOR_AUTOSCALING_PROMETHEUS_URL
+  value: {{ .prometheusUrl | quote }}
+{{- end }}
+- name: MODEL_GARDEN_OPERATOR_KEDA_HTTP_SCALER_ADDRESS
+  value: {{ .httpScalerAddress | quote }}
+- name: MODEL_GARDEN_OPERATOR_DISCOVERY_SECONDS
+  value: {{ .discoverySeconds | quote }}
+{{- end }}
+{{- with .Values.traffic.gateway }}
+- name: MODEL_GARDEN_OPERATOR_TRAFFIC_GATEWAY
+  value: {{ toJson . | quote }}
+{{- end }}
 - name: MODEL_GARDEN_OPERATOR_MAX_RUNNING_PER_NAMESPACE
   value: {{ $w.maxRunningPerNamespace | quote }}
 - name: MODEL_GARDEN_OPERATOR_TRAINER_CPU

@@ -20,10 +20,11 @@ checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# Serving Deployments (server-side apply: create + patch).
+# Serving Deployments (server-side apply: create + patch; a merge patch of replicas when an
+# autoscaler hands them back); delete: a version's Deployment once spec.traffic dropped it.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # ConfigMaps: a trainer's config (deleted with its Job when a budget-stopped job resumes or a
 # carbon-scheduled one pauses; the run's config is made again) and the admin policy (read).
 - apiGroups: [""]
@@ -32,7 +33,7 @@ checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by
 # Services of InferenceDeployments.
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # One NetworkPolicy per InferenceDeployment (deleted when spec.networkPolicy.enabled is false).
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
@@ -41,6 +42,21 @@ checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by
 - apiGroups: [""]
   resources: ["pods", "persistentvolumeclaims"]
   verbs: ["get", "list", "watch"]
+# InferenceDeployment autoscalers (spec.autoscaling) and the HTTPRoute of spec.traffic, of
+# the kinds API discovery finds served (discovery itself needs no rule): read by name (get),
+# server-side apply (create + patch), delete when the spec stops using them. No list/watch.
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["http.keda.sh"]
+  resources: ["httpscaledobjects"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "create", "patch", "delete"]
 # Events on our resources (the executor posts them; kopf's own posting is off).
 - apiGroups: [""]
   resources: ["events"]

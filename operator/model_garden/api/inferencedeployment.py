@@ -140,6 +140,144 @@ class NetworkPolicySettings(ApiModel):
     )
 
 
+class AutoscalingMetric(StrEnum):
+    """vLLM's load signals an autoscaler can follow (its Prometheus gauges)."""
+
+    WAITING_REQUESTS = "waitingRequests"
+    """``vllm:num_requests_waiting``: requests queued for lack of batch room, per replica."""
+    KV_CACHE_USAGE = "kvCacheUsage"
+    """``vllm:kv_cache_usage_perc``: the share of the KV cache in use, averaged over replicas."""
+
+
+class AutoscalingTarget(ApiModel):
+    """The load each replica should carry; the autoscaler adds replicas above it."""
+
+    metric: AutoscalingMetric = Field(
+        default=AutoscalingMetric.WAITING_REQUESTS,
+        description="waitingRequests (per replica) or kvCacheUsage (mean fraction, 0-1).",
+    )
+    value: float = Field(
+        default=4.0,
+        ge=0.01,
+        le=10000,
+        description=(
+            "waitingRequests: queued requests per replica (e.g. 4); kvCacheUsage: the mean share"
+            " of the KV cache in use, in (0, 1] (e.g. 0.8)."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _fraction(self) -> AutoscalingTarget:
+        if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.value > 1:
+            raise ValueError(
+                f"spec.autoscaling.target.value: kvCacheUsage is a fraction in (0, 1], got"
+                f" {self.value:g}"
+            )
+        return self
+
+
+DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h)$"
+
+
+def duration_seconds(text: str) -> int:
+    """``30s``, ``5m``, ``2h`` in seconds (the pattern above guarantees the form)."""
+    return int(text[:-1]) * {"s": 1, "m": 60, "h": 3600}[text[-1]]
+
+
+class Autoscaling(ApiModel):
+    """Replicas follow vLLM's load between min and max (KEDA or an HPA renders it)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+                    "message": "minReplicas must not exceed maxReplicas",
+                }
+            ]
+        }
+    )
+
+    min_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Fewest replicas; 0 scales to zero when idle (needs KEDA's HTTP add-on).",
+    )
+    max_replicas: int = Field(ge=1, le=1000, description="Most replicas.")
+    target: AutoscalingTarget = Field(
+        default_factory=AutoscalingTarget, description="The load per replica to keep."
+    )
+    scale_to_zero_after: str = Field(
+        default="5m",
+        pattern=DURATION_PATTERN,
+        description="Idle time before scaling to zero (minReplicas 0), e.g. 30s, 5m, 1h.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"spec.autoscaling.minReplicas ({self.min_replicas}) must not exceed"
+                f" maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+REPLICAS_WITH_AUTOSCALING = (
+    "spec.replicas must be at most 1 with spec.autoscaling: the autoscaler sets the replicas"
+    " between autoscaling.minReplicas and maxReplicas; remove spec.replicas"
+)
+
+
+class TrafficTarget(ApiModel):
+    """One ModelVersion of a split and its share of the requests, in percent."""
+
+    model_version: str = Field(
+        pattern=DNS_LABEL, max_length=LABEL_MAX, description="A Ready ModelVersion to serve."
+    )
+    weight: int = Field(
+        ge=0, le=100, description="Percent of requests (the weights add up to 100)."
+    )
+
+
+class GatewayRef(ApiModel):
+    """The Gateway (Gateway API) the HTTPRoute attaches to: an HTTPRoute parentRef."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=LABEL_MAX, description="Gateway name.")
+    namespace: str | None = Field(
+        default=None, pattern=DNS_LABEL, max_length=LABEL_MAX, description="Default: this one."
+    )
+    section_name: str | None = Field(
+        default=None, pattern=DNS_LABEL, max_length=LABEL_MAX, description="Listener name."
+    )
+
+
+class Rollout(ApiModel):
+    """How a traffic split is rolled out and rolled back."""
+
+    progress_deadline_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86400,
+        description=(
+            "A version whose Deployment is not Ready within this long is rolled back: its"
+            " traffic goes to the other version (the spec is kept; status says so)."
+        ),
+    )
+    gateway: GatewayRef | None = Field(
+        default=None,
+        description="The Gateway of the HTTPRoute; default: the chart's traffic.gateway.",
+    )
+
+
+TRAFFIC_SUMS_TO_100 = "spec.traffic: the weights must add up to 100"
+TRAFFIC_NOT_WITH_AUTOSCALING = (
+    "spec.traffic and spec.autoscaling cannot be set together yet: a split sets each version's"
+    " replicas by weight; autoscale after promotion (one version left)"
+)
+
+
 DYNAMIC_ADAPTERS_NEED_A_KEY = (
     "spec.dynamicAdapters: true requires spec.apiKeySecret: runtime adapter loading must be"
     " authenticated"
@@ -153,8 +291,21 @@ class InferenceDeploymentSpec(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.modelVersion) != (has(self.model) && has(self.stage))",
-                    "message": "set modelVersion, or model and stage (to follow promotions)",
+                    "rule": "has(self.traffic)"
+                    " ? !has(self.modelVersion) && !has(self.model)"
+                    " : has(self.modelVersion) != (has(self.model) && has(self.stage))",
+                    "message": "set modelVersion, or model and stage (to follow promotions),"
+                    " or traffic",
+                },
+                {
+                    "rule": "!has(self.traffic)"
+                    " || (size(self.traffic) == 1 ? self.traffic[0].weight == 100"
+                    " : self.traffic[0].weight + self.traffic[1].weight == 100)",
+                    "message": TRAFFIC_SUMS_TO_100,
+                },
+                {
+                    "rule": "!has(self.traffic) || !has(self.autoscaling)",
+                    "message": TRAFFIC_NOT_WITH_AUTOSCALING,
                 },
                 {
                     "rule": "has(self.model) == has(self.stage)",
@@ -164,6 +315,10 @@ class InferenceDeploymentSpec(ApiModel):
                     "rule": "!(has(self.dynamicAdapters) && self.dynamicAdapters)"
                     " || has(self.apiKeySecret)",
                     "message": DYNAMIC_ADAPTERS_NEED_A_KEY,
+                },
+                {
+                    "rule": "!has(self.autoscaling) || !has(self.replicas) || self.replicas <= 1",
+                    "message": REPLICAS_WITH_AUTOSCALING,
                 },
             ]
         }
@@ -182,6 +337,19 @@ class InferenceDeploymentSpec(ApiModel):
         description="Follow this model's version at `stage`.",
     )
     stage: Stage | None = Field(default=None, description="staging or production.")
+    traffic: Annotated[list[TrafficTarget], ListMap("model_version")] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2,
+        description=(
+            "Split requests between two ModelVersions of the model (canary, blue-green)"
+            " instead of modelVersion; weights add up to 100. Promote: set the new one to 100"
+            " or remove the old entry."
+        ),
+    )
+    rollout: Rollout = Field(
+        default_factory=Rollout, description="Roll-out deadline and Gateway of spec.traffic."
+    )
     adapters: Annotated[list[Adapter], ListMap("name")] = Field(
         default_factory=list,
         description="LoRA adapters served beside the base (multi-LoRA); names are unique.",
@@ -194,7 +362,19 @@ class InferenceDeploymentSpec(ApiModel):
             " to the list rolls the pods."
         ),
     )
-    replicas: int = Field(default=1, ge=0, le=1000, description="Server pods.")
+    replicas: int = Field(
+        default=1,
+        ge=0,
+        le=1000,
+        description="Server pods (a fixed count; with spec.autoscaling leave it unset).",
+    )
+    autoscaling: Autoscaling | None = Field(
+        default=None,
+        description=(
+            "Follow vLLM's load between min and max replicas (KEDA ScaledObject, else an HPA on"
+            " external metrics; condition AutoscalingReady says which)."
+        ),
+    )
     engine: Engine = Field(default_factory=Engine, description="vLLM settings.")
     resources: Resources = Field(default_factory=Resources, description="Server pod compute.")
     served_model_name: str | None = Field(
@@ -215,13 +395,31 @@ class InferenceDeploymentSpec(ApiModel):
     def _one_source(self) -> InferenceDeploymentSpec:
         if (self.model is None) != (self.stage is None):
             raise ValueError("spec.model and spec.stage go together")
-        if (self.model_version is None) == (self.model is None):
-            raise ValueError("set spec.modelVersion, or spec.model and spec.stage (not both)")
+        if self.traffic:
+            self._check_traffic()
+        elif (self.model_version is None) == (self.model is None):
+            raise ValueError(
+                "set spec.modelVersion, or spec.model and spec.stage (not both), or spec.traffic"
+            )
         if self.stage == Stage.NONE:
             raise ValueError("spec.stage must be staging or production to follow promotions")
         if self.dynamic_adapters and self.api_key_secret is None:
             raise ValueError(DYNAMIC_ADAPTERS_NEED_A_KEY)
+        if self.autoscaling is not None and self.replicas > 1:
+            raise ValueError(REPLICAS_WITH_AUTOSCALING)
         return self
+
+    def _check_traffic(self) -> None:
+        if self.model_version is not None or self.model is not None:
+            raise ValueError(
+                "spec.traffic names the versions: leave spec.modelVersion, spec.model and"
+                " spec.stage unset"
+            )
+        total = sum(t.weight for t in self.traffic or [])
+        if total != 100:
+            raise ValueError(f"{TRAFFIC_SUMS_TO_100} (they add up to {total})")
+        if self.autoscaling is not None:
+            raise ValueError(TRAFFIC_NOT_WITH_AUTOSCALING)
 
 
 class PodCarbonBaseline(ApiModel):
@@ -243,6 +441,44 @@ class PodCarbonBaseline(ApiModel):
         default=0.0, ge=0, description="Emissions while idle, g CO2e."
     )
     tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens.")
+    by_adapter: Annotated[list[AdapterCarbonBaseline], ListMap("adapter")] | None = Field(
+        default=None, description="Per adapter (absent: a meter or status before adapters)."
+    )
+    unattributed_energy_joules: float | None = Field(
+        default=None, ge=0, description="Ticks that mixed adapters: active energy, J."
+    )
+    unattributed_emissions_grams: float | None = Field(
+        default=None, ge=0, description="Ticks that mixed adapters: emissions, g CO2e."
+    )
+    unattributed_tokens: int | None = Field(
+        default=None, ge=0, description="Ticks that mixed adapters: tokens."
+    )
+
+
+class AdapterCarbonBaseline(ApiModel):
+    """One adapter's figures in a pod's last meter reading already counted."""
+
+    adapter: str = Field(
+        min_length=1, description="Adapter name (the base model under its served name)."
+    )
+    energy_joules: float = Field(default=0.0, ge=0, description="Active energy, J.")
+    emissions_grams: float = Field(default=0.0, ge=0, description="Active emissions, g CO2e.")
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens.")
+
+
+class AdapterShare(ApiModel):
+    """What this deployment served through one adapter (or the base model): the meters' ticks
+    in which vLLM listed that adapter alone (docs/carbon.md, "Per adapter")."""
+
+    adapter: str = Field(
+        min_length=1, description="Adapter name (the base model under its served name)."
+    )
+    model_version: str | None = Field(
+        default=None, description="Its ModelVersion (none: an adapter loaded at run time)."
+    )
+    energy_kwh: float = Field(default=0.0, ge=0, description="Active energy, kWh.")
+    emissions_kg: float = Field(default=0.0, ge=0, description="Active emissions, kg CO2e.")
+    tokens: int = Field(default=0, ge=0, description="Prompt plus generated tokens served.")
 
 
 class ModelVersionShare(ApiModel):
@@ -304,8 +540,38 @@ class ServingCarbonStatus(ApiModel):
         default_factory=list, description="Per-pod baselines: the last reading already counted."
     )
     by_model_version: Annotated[list[ModelVersionShare], ListMap("model_version")] = Field(
-        default_factory=list, description="Totals attributed to each ModelVersion served."
+        default_factory=list,
+        description=(
+            "Totals attributed to each ModelVersion served: each adapter's ticks to its version,"
+            " the rest (base-model ticks, idle) to the served version; plus unattributed*, the"
+            " deployment's totals."
+        ),
     )
+    by_adapter: Annotated[list[AdapterShare], ListMap("adapter")] = Field(
+        default_factory=list,
+        description="Active figures per adapter (the base model under its served name).",
+    )
+    unattributed_energy_kwh: float = Field(
+        default=0.0,
+        ge=0,
+        description="Active energy of ticks that mixed adapters (not split), kWh.",
+    )
+    unattributed_emissions_kg: float = Field(
+        default=0.0, ge=0, description="Emissions of ticks that mixed adapters, kg CO2e."
+    )
+    unattributed_tokens: int = Field(
+        default=0, ge=0, description="Tokens of ticks that mixed adapters (the shared bucket)."
+    )
+
+
+class TrafficShareStatus(ApiModel):
+    """One version of the split as served now."""
+
+    model_version: str = Field(description="ModelVersion.")
+    weight: int = Field(description="Percent of requests it is sent now.")
+    replicas: int = Field(default=0, description="Replicas wanted for it.")
+    ready_replicas: int = Field(default=0, description="Its ready pods.")
+    rolled_back: bool = Field(default=False, description="Its rollout missed the deadline.")
 
 
 class InferenceDeploymentStatus(ApiModel):
@@ -319,11 +585,29 @@ class InferenceDeploymentStatus(ApiModel):
     )
     endpoint: str | None = Field(default=None, description="OpenAI base URL, …/v1.")
     model_version: str | None = Field(default=None, description="The version being served.")
-    replicas: int = Field(default=0, description="Server pods that exist.")
+    replicas: int = Field(default=0, description="Server pods that exist (current).")
+    desired_replicas: int | None = Field(
+        default=None,
+        description=(
+            "Replicas wanted now: the autoscaler's desired count (its HPA's status) with"
+            " spec.autoscaling, else the Deployment's spec.replicas."
+        ),
+    )
+    autoscaler: str | None = Field(
+        default=None,
+        description="What scales the replicas: keda, keda-http, hpa, or none (fixed).",
+    )
     ready_replicas: int = Field(default=0, description="Server pods ready to answer.")
     selector: str | None = Field(default=None, description="Pod label selector (/scale).")
     served_models: list[str] = Field(
         default_factory=list, description="Model names clients can call (base and adapters)."
+    )
+    traffic: list[TrafficShareStatus] = Field(
+        default_factory=list,
+        description="The split as rendered (after a roll back: 0 for the rolled-back version).",
+    )
+    traffic_mode: str | None = Field(
+        default=None, description="How spec.traffic is split: httproute or replicas."
     )
     carbon: ServingCarbonStatus | None = Field(default=None, description="Serving carbon.")
     recommendations: list[RecommendationBrief] = Field(

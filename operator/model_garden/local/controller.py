@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from model_garden.api import FineTuneJob, InferenceDeployment, ModelVersion
-from model_garden.api.common import utcnow
+from model_garden.api.common import ConditionStatus, utcnow
 from model_garden.api.contracts import ServingCarbon, TrainingProgress
 from model_garden.api.labels import LABEL_COMPONENT, LABEL_FTJ_UID, LABEL_IDEP_UID, LABEL_MV_UID
 from model_garden.operator import observe
@@ -36,8 +36,9 @@ from model_garden.operator.modelversion.plan import (
     plan_modelversion,
     serving_deployments,
 )
+from model_garden.operator.plan import Plan
 from model_garden.operator.settings import OperatorSettings
-from model_garden.operator.status import plan_invalid
+from model_garden.operator.status import StatusDraft, plan_invalid
 
 from . import deployments, jobs
 from .executor import execute
@@ -89,6 +90,22 @@ def read_progress(
         return TrainingProgress.model_validate(reply.json())
     except (httpx.HTTPError, ValueError, ValidationError):
         return None
+
+
+LOCAL_SCALING_REFUSAL = (
+    "spec.autoscaling and spec.traffic need a cluster (an autoscaler, per-version Deployments"
+    " behind one Service); local mode runs one server: remove them to serve here."
+)
+
+
+def local_refusal(body: dict[str, Any], message: str) -> Plan:
+    """Ready=False with reason ``NotSupportedLocally`` (an event when it newly applies)."""
+    draft = StatusDraft(body, utcnow())
+    plan = Plan()
+    if draft.set_condition("Ready", ConditionStatus.FALSE, "NotSupportedLocally", message):
+        plan.event("Warning", "NotSupportedLocally", message)
+    plan.status = draft.patch()
+    return plan
 
 
 class LocalController:
@@ -185,6 +202,9 @@ class LocalController:
             idep = InferenceDeployment.model_validate(body)
         except ValidationError as exc:
             execute(store, plan_invalid("InferenceDeployment", body, exc), body)
+            return
+        if idep.spec.autoscaling is not None or idep.spec.traffic:
+            execute(store, local_refusal(body, LOCAL_SCALING_REFUSAL), body)
             return
         uid = idep.metadata.uid
 

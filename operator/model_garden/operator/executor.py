@@ -46,6 +46,13 @@ PLURALS = {
     ("batch/v1", "Job"): "jobs",
     ("apps/v1", "Deployment"): "deployments",
     ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
+    # InferenceDeployment autoscalers and routes (the version discovery found served).
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"): "horizontalpodautoscalers",
+    ("keda.sh/v1alpha1", "ScaledObject"): "scaledobjects",
+    ("http.keda.sh/v1alpha1", "HTTPScaledObject"): "httpscaledobjects",
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
+    ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"): "httproutes",
     (API_VERSION, "FineTuneJob"): FINETUNEJOBS,
     (API_VERSION, "ModelVersion"): MODELVERSIONS,
     (API_VERSION, "InferenceDeployment"): INFERENCEDEPLOYMENTS,

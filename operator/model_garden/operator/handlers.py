@@ -159,6 +159,7 @@ def mv_event(
             (model is not None and idep.spec.model == model)
             or name in (idep.spec.model_version, idep.status.model_version)
             or any(a.model_version == name for a in idep.spec.adapters)
+            or any(t.model_version == name for t in idep.spec.traffic or [])
         ):
             reconcile_inferencedeployment(ctx, entry, idx)
     for entry in owners(idx.ftj_idx, namespace):  # a base model that appeared or became Ready

@@ -322,10 +322,14 @@ def check_inferencedeployment(
     if isinstance(policy, PolicyError):
         return [policy.refusal()]
     per_pod = serving_gpus_per_pod(spec)
+    # The most pods it may run: the autoscaler's maximum, and every version of a split at full
+    # size (blue-green keeps both).
+    replicas = spec.autoscaling.max_replicas if spec.autoscaling else spec.replicas
+    replicas *= max(1, len(spec.traffic or []))
     return [
         *check_image(spec.engine.image, "spec.engine.image", policy),
         *check_extra_args(spec.engine.extra_args, "spec.engine.extraArgs", policy),
-        *check_gpus(per_pod, per_pod * spec.replicas, "spec.resources.gpus", policy),
+        *check_gpus(per_pod, per_pod * replicas, "spec.resources.gpus", policy),
         *check_tolerations(spec.resources, "spec.resources", policy),
     ]
 

@@ -28,7 +28,9 @@ from .executor import Executor, NotOurs, VersionConflict
 from .finetunejob import admission, kepler
 from .finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from .gridreading import grid_now, operator_grid
+from .inferencedeployment.discovery import DiscoveryCache
 from .inferencedeployment.plan import InferenceDeploymentWorld, plan_inferencedeployment
+from .inferencedeployment.world import observe_platform
 from .metrics import OperatorMetrics
 from .modelversion.plan import ModelVersionWorld, plan_modelversion, serving_deployments
 from .plan import ObjectRef, Plan
@@ -64,6 +66,9 @@ class Context:
     metrics: OperatorMetrics
     policy_cache: PolicyCache | None = None
     """The admin policy ConfigMap, re-read at most every few seconds (None: the default)."""
+    discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
+    """Which autoscalers and Gateway API the cluster serves (re-discovered every
+    settings.discovery_seconds)."""
     _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _grid: Grid | None = None
@@ -380,6 +385,12 @@ def reconcile_inferencedeployment(
             live_pods=[p["metadata"]["uid"] for p in children(idx.pod_idx, key)]
             if readings is not None
             else None,
+            deployments=children(idx.deploy_idx, key),
+            services=children(idx.service_idx, key),
+            config_maps=children(idx.cm_idx, key),
+        )
+        observe_platform(
+            world, ctx.executor.call, ctx.discovery, ctx.settings.discovery_seconds, body
         )
         plan = plan_inferencedeployment(body, world, ctx.settings, utcnow())
         _run(ctx, "InferenceDeployment", body, owner.parsed(InferenceDeployment), plan)

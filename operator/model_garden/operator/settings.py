@@ -8,7 +8,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_garden.api.common import Toleration
-from model_garden.api.inferencedeployment import NetworkPeer
+from model_garden.api.inferencedeployment import GatewayRef, NetworkPeer
 from model_garden.carbon.grid import ProviderConfig
 
 TRAINER_SIGTERM_GRACE_SECONDS = 60
@@ -186,4 +186,31 @@ class OperatorSettings(BaseSettings):
     health_port: int = Field(default=8081, description="kopf liveness /healthz; 0 disables it.")
     namespaces: list[str] = Field(
         default_factory=list, description="Namespaces to watch; empty: cluster-wide."
+    )
+    autoscaling_prometheus_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://.+",
+        description=(
+            "Prometheus that KEDA's prometheus trigger queries for vLLM's series (the chart's"
+            " autoscaling.prometheusUrl); unset: KEDA cannot autoscale, AutoscalingReady says so."
+        ),
+    )
+    keda_http_scaler_address: str = Field(
+        default="keda-add-ons-http-external-scaler.keda:9090",
+        description="The KEDA HTTP add-on's external scaler (host:port) for wake-up on request.",
+    )
+    traffic_gateway: GatewayRef | None = Field(
+        default=None,
+        description=(
+            "The Gateway HTTPRoutes of spec.traffic attach to when the spec names none (JSON"
+            " {name, namespace, sectionName}; the chart's traffic.gateway). Unset: replica-weighted."
+        ),
+    )
+    discovery_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description=(
+            "Which autoscalers and Gateway API are installed is re-discovered at most this often"
+            " (0: at every reconcile)."
+        ),
     )

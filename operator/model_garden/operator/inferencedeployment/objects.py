@@ -37,6 +37,7 @@ from ..podspec import (
 )
 from ..settings import OperatorSettings
 from ..storage import Mounts, resolve
+from .traffic import LABEL_SERVING_VERSION, deployment_name
 
 CONFIG_DIR = "/etc/model-garden"
 CONFIG_KEY = "serving-config.json"
@@ -79,6 +80,7 @@ def build_serving_config(
         country=carbon.country or settings.default_country,
         region=carbon.region or settings.default_region,
         grid_overrides=settings.grid_overrides,
+        kepler_prometheus_url=settings.carbon_kepler_prometheus_url,
         api_key_env=API_KEY_ENV,
         api_key_file=API_KEY_FILE if idep.spec.api_key_secret is not None else None,
         dynamic_adapters=idep.spec.dynamic_adapters,
@@ -145,15 +147,16 @@ def restart_hash(config: ServingConfig) -> str:
 
     With ``dynamic_adapters`` the adapter list is left out (the launcher loads and drops
     adapters live); without, vLLM serves only the adapters it started with, so a changed list
-    must roll the pods. Replicas and the NetworkPolicy never reach the pods.
+    must roll the pods. Replicas, autoscaling, the traffic split and the NetworkPolicy never
+    reach the pods (a promotion must not restart the version it promotes).
     """
     wire = config.to_wire()
     spec = wire.get("spec", {})
     if config.dynamic_adapters:
         wire.pop("adapters", None)
         spec.pop("adapters", None)
-    spec.pop("replicas", None)
-    spec.pop("networkPolicy", None)
+    for key in ("replicas", "networkPolicy", "autoscaling", "traffic", "rollout"):
+        spec.pop(key, None)
     return stable_hash(wire)
 
 
@@ -167,8 +170,11 @@ def selector(name: str) -> str:
     return f"{LABEL_IDEP}={name}"
 
 
-def build_config_map(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
-    name = body["metadata"]["name"]
+def build_config_map(
+    body: dict[str, Any], config: ServingConfig, deployment: str | None = None
+) -> dict[str, Any]:
+    """The ServingConfig of ``deployment`` (default: the one Deployment, named as ``body``)."""
+    name = deployment or body["metadata"]["name"]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -182,17 +188,30 @@ def build_deployment(
     idep: InferenceDeployment,
     config: ServingConfig,
     mounts: Mounts,
-    replicas: int,
+    replicas: int | None,
     single_writer: bool,
     settings: OperatorSettings,
+    version: str | None = None,
 ) -> dict[str, Any]:
     """apps/v1 Deployment running ``python -m model_garden.serving --config <mounted file>``.
 
     ``single_writer`` (a ReadWriteOnce claim) makes the rollout Recreate: a surge pod could not
     mount the claim. The pod template's annotations carry the served version (for people and
-    the RollingUpdate event) and the restart hash (a change rolls the pods).
+    the RollingUpdate event) and the restart hash (a change rolls the pods). ``replicas`` None
+    leaves spec.replicas out: an autoscaler owns it, and server-side apply then never resets
+    it. ``version`` (a traffic split) names the Deployment after the version and labels its
+    pods with it; its rollout gets spec.rollout's deadline (the roll back reads the verdict).
     """
     name = idep.metadata.name
+    pod_labels = labels(body)
+    match = {LABEL_IDEP: name}
+    extra: dict[str, Any] = {}
+    if version is not None:
+        name = deployment_name(name, version)
+        pod_labels[LABEL_SERVING_VERSION] = match[LABEL_SERVING_VERSION] = version
+        extra["progressDeadlineSeconds"] = idep.spec.rollout.progress_deadline_seconds
+    if replicas is not None:
+        extra["replicas"] = replicas
     resources = server_resources(idep)
     key_volumes, key_mounts = _api_key_volumes(idep)
     scratch, scratch_mounts = scratch_volumes(
@@ -202,14 +221,13 @@ def build_deployment(
     )
     container = server_container(idep, config, resources, settings)
     container["volumeMounts"] += key_mounts + mounts.volume_mounts() + scratch_mounts
-    pod_labels = labels(body)
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": child_meta(body, name, pod_labels),
         "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {LABEL_IDEP: name}},
+            **extra,
+            "selector": {"matchLabels": match},
             "strategy": _strategy(single_writer),
             "template": {
                 "metadata": {
@@ -310,15 +328,21 @@ def served_version(deployment: dict[str, Any] | None) -> str | None:
     return str(value) if value else None
 
 
-def build_service(body: dict[str, Any], config: ServingConfig) -> dict[str, Any]:
-    name = body["metadata"]["name"]
+def build_service(
+    body: dict[str, Any],
+    config: ServingConfig,
+    name: str | None = None,
+    select: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The ClusterIP Service (default: the deployment's own, selecting all its pods)."""
+    name = name or body["metadata"]["name"]
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": child_meta(body, name, labels(body)),
         "spec": {
             "type": "ClusterIP",
-            "selector": {LABEL_IDEP: name},
+            "selector": select or {LABEL_IDEP: body["metadata"]["name"]},
             "ports": [
                 {"name": "http", "port": config.ports.api, "targetPort": "http", "protocol": "TCP"},
                 {

@@ -3,24 +3,24 @@ they read at start changes, keep the serving status and the meters' carbon curre
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from model_garden.api import InferenceDeployment, ModelVersion
 from model_garden.api.common import ConditionStatus
-from model_garden.api.contracts import ServingCarbon
 
-from ..observe import version_ready
 from ..plan import ObjectRef, Plan, is_subset
-from ..policy import Policy, PolicyError, check_inferencedeployment, in_force, refusals_message
+from ..policy import check_inferencedeployment, in_force, refusals_message
 from ..servingcarbon import accumulate
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
+from .autoscaling import ANNOTATION_REPLICAS, ConditionDraft, Scaling, plan_scaling
+from .children import plan_leftovers, plan_route, plan_scalers
+from .common import adapters_condition, not_ready, read_write_once_claims
+from .discovery import Platform
 from .objects import (
-    RWO_MODES,
     build_config_map,
     build_deployment,
     build_policy,
@@ -28,30 +28,16 @@ from .objects import (
     build_serving_config,
     by_name,
     endpoint,
+    labels,
     selector,
     served_version,
 )
+from .plan_traffic import plan_traffic
+from .scaling_status import scaling_status, wanted_replicas
+from .state import InferenceDeploymentWorld
+from .traffic import deployment_ready
 
-
-@dataclass
-class InferenceDeploymentWorld:
-    """What the handler observed for one InferenceDeployment."""
-
-    model_versions: list[ModelVersion] = field(default_factory=list)
-    """ModelVersions of the namespace, parsed."""
-    deployment: dict[str, Any] | None = None
-    service: dict[str, Any] | None = None
-    config_map: dict[str, Any] | None = None
-    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """PersistentVolumeClaims of the namespace by name."""
-    readings: Mapping[str, ServingCarbon] | None = None
-    """This poll's meter readings by pod uid (None: no poll this time, carbon stays as is)."""
-    live_pods: list[str] | None = None
-    """uids of the deployment's pods that exist (baselines of others are dropped)."""
-    network_policy: dict[str, Any] | None = None
-    """Its NetworkPolicy (matched by the deployment's uid)."""
-    policy: Policy | PolicyError | None = None
-    """The admin policy in force (None: the documented default, no ConfigMap)."""
+__all__ = ["InferenceDeploymentWorld", "plan_inferencedeployment", "resolve_model_version"]
 
 
 def resolve_model_version(
@@ -69,27 +55,6 @@ def resolve_model_version(
         and not (mv.metadata.model_extra or {}).get("deletionTimestamp")
     ]
     return max(candidates, key=lambda mv: mv.spec.version, default=None)
-
-
-def read_write_once_claims(mounts: Mounts, claims: dict[str, dict[str, Any]]) -> list[str]:
-    """The mounted claims that only one node's pods can mount (they cap the replicas at 1 and
-    make the rollout Recreate)."""
-    out = []
-    for claim in mounts.claims:
-        modes = set(((claims.get(claim) or {}).get("spec") or {}).get("accessModes") or [])
-        if modes and modes <= RWO_MODES:
-            out.append(claim)
-    return sorted(out)
-
-
-def _not_ready(mv: ModelVersion, model_versions: list[ModelVersion]) -> str | None:
-    """The version this one waits for: itself, or the base ModelVersion of an adapter."""
-    if not version_ready(mv):
-        return mv.metadata.name
-    base = by_name(model_versions, str(mv.spec.artifact.base_model or ""))
-    if str(mv.spec.artifact.format) == "adapter" and base is not None and not version_ready(base):
-        return base.metadata.name
-    return None
 
 
 def plan_inferencedeployment(
@@ -110,10 +75,13 @@ def plan_inferencedeployment(
     st.fields["selector"] = selector(idep.metadata.name)
     if _policy_allows(plan, st, idep, world, settings):
         _plan_network_policy(plan, body, idep, world, settings)
-        mv = _version_to_serve(plan, st, idep, world)
-        if mv is not None:
-            _plan_serving(plan, st, body, idep, mv, world, settings)
-    _record_carbon(st, world)
+        if idep.spec.traffic:
+            plan_traffic(plan, st, body, idep, world, settings)
+        else:
+            mv = _version_to_serve(plan, st, idep, world)
+            if mv is not None:
+                _plan_serving(plan, st, body, idep, mv, world, settings)
+    _record_carbon(st, world, idep)
     if "carbon" in st.fields:
         st.fields["recommendations"] = recommendations(idep, st.fields["carbon"])
     plan.status = st.patch()
@@ -153,7 +121,7 @@ def _version_to_serve(
             plan.event("Warning", "ModelVersionNotFound", message)
         st.set_condition("Progressing", ConditionStatus.FALSE, "ModelVersionNotFound", message)
         return None
-    waits_for = _not_ready(mv, world.model_versions)
+    waits_for = not_ready(mv, world.model_versions)
     if waits_for is None:
         return mv
     message = f"Waiting for ModelVersion {waits_for} to become Ready (artifact verification)."
@@ -179,19 +147,66 @@ def _plan_serving(
         idep, mv, world.model_versions, settings, mounts
     )
     rwo = read_write_once_claims(mounts, world.claims)
-    replicas = _replicas(plan, st, idep.spec.replicas, rwo)
+    name = idep.metadata.name
+    autoscaling = idep.spec.autoscaling
+    wanted = autoscaling.max_replicas if autoscaling else idep.spec.replicas
+    _replicas(plan, st, wanted, rwo)
+    deployment = world.deployment_named(name)
+    annotations = ((deployment or {}).get("metadata") or {}).get("annotations") or {}
+    patched = autoscaling is not None or annotations.get(ANNOTATION_REPLICAS) == "patch"
+    if rwo and wanted > 1:
+        scaling = Scaling(autoscaler="fixed", replicas=1)
+        if autoscaling is not None:
+            scaling.autoscaler = "none"
+            scaling.condition = ConditionDraft(
+                ConditionStatus.FALSE,
+                "ReadWriteOnceClaim",
+                "Not autoscaling: a ReadWriteOnce claim limits the replicas to 1.",
+            )
+    else:
+        scaling = plan_scaling(
+            body,
+            idep,
+            labels(body),
+            name,
+            name,
+            config.ports.api,
+            config.model.name,
+            world.platform or Platform(),
+            settings,
+            patched,
+        )
     desired = _Children(
         config_map=build_config_map(body, config),
-        deployment=build_deployment(body, idep, config, mounts, replicas, bool(rwo), settings),
+        deployment=build_deployment(
+            body, idep, config, mounts, scaling.replicas, bool(rwo), settings
+        ),
         service=build_service(body, config),
     )
+    if patched:
+        meta = desired.deployment["metadata"]
+        meta["annotations"] = {**meta.get("annotations", {}), ANNOTATION_REPLICAS: "patch"}
+    replicas = wanted_replicas(scaling, deployment)
     rolling = _plan_children(plan, idep, world, desired, mv.metadata.name, replicas)
-    _adapters_condition(plan, st, idep, missing, waiting)
+    observed = ((deployment or {}).get("spec") or {}).get("replicas")
+    if scaling.patch_replicas is not None and observed != scaling.patch_replicas:
+        ns = idep.metadata.namespace or "default"
+        target = ObjectRef("apps/v1", "Deployment", ns, name)
+        plan.patch.append((target, {"spec": {"replicas": scaling.patch_replicas}}))
+    plan_scalers(plan, body, world, scaling.objects)
+    plan_route(plan, body, world, None)
+    if not rolling and deployment_ready(deployment):
+        plan_leftovers(plan, body, world, keep={name}, services=set())
+    adapters_condition(plan, st, idep, missing, waiting)
     ns = idep.metadata.namespace or "default"
-    st.fields["endpoint"] = endpoint(idep.metadata.name, ns, config.ports.api)
+    st.fields["endpoint"] = endpoint(name, ns, config.ports.api)
     st.fields["modelVersion"] = mv.metadata.name
     st.fields["servedModels"] = [config.model.name, *(a.name for a in config.adapters)]
-    _status_from_deployment(plan, st, world.deployment, mv.metadata.name, replicas, rolling)
+    if st.current.get("traffic"):
+        st.fields["traffic"] = []
+        st.fields["trafficMode"] = None
+    scaling_status(plan, st, scaling, world, deployment, name)
+    _status_from_deployment(plan, st, deployment, mv.metadata.name, replicas, rolling)
 
 
 def _replicas(plan: Plan, st: StatusDraft, wanted: int, rwo: list[str]) -> int:
@@ -247,8 +262,13 @@ def _plan_children(
                 else "the pods roll when what vLLM reads at start changed"
             )
             plan.event("Normal", "ConfigUpdated", f"Serving config updated ({how}).")
-    rolling = deployment is None or not is_subset(
-        desired.deployment["spec"], deployment.get("spec")
+    rolling = (
+        deployment is None
+        or not is_subset(desired.deployment["spec"], deployment.get("spec"))
+        or not is_subset(
+            desired.deployment["metadata"].get("annotations") or {},
+            (deployment.get("metadata") or {}).get("annotations") or {},
+        )
     )
     if rolling:
         plan.apply.append(desired.deployment)
@@ -262,32 +282,6 @@ def _plan_children(
     if world.service is None or not is_subset(desired.service["spec"], world.service.get("spec")):
         plan.apply.append(desired.service)
     return rolling
-
-
-def _adapters_condition(
-    plan: Plan,
-    st: StatusDraft,
-    idep: InferenceDeployment,
-    missing: list[str],
-    waiting: list[str],
-) -> None:
-    """``AdaptersReady``: adapters whose ModelVersion is missing or not Ready are served
-    without, and said so (a missing one warns; one still verifying is normal)."""
-    if missing:
-        message = f"Adapter ModelVersion(s) {', '.join(missing)} not found; serving without them."
-        if st.set_condition("AdaptersReady", ConditionStatus.FALSE, "AdapterNotFound", message):
-            plan.event("Warning", "AdapterNotFound", message)
-    elif waiting:
-        message = (
-            f"Waiting for adapter ModelVersion(s) {', '.join(waiting)} to become Ready (artifact"
-            " verification); serving without them until then."
-        )
-        if st.set_condition("AdaptersReady", ConditionStatus.FALSE, "AdapterNotReady", message):
-            plan.event("Normal", "AdapterNotReady", message)
-    elif idep.spec.adapters:
-        st.set_condition(
-            "AdaptersReady", ConditionStatus.TRUE, "Loaded", "Every adapter is configured."
-        )
 
 
 def _status_from_deployment(
@@ -326,7 +320,9 @@ def _status_from_deployment(
         )
     url = st.fields["endpoint"]
     if replicas == 0:
-        st.set_condition("Ready", ConditionStatus.FALSE, "ScaledToZero", "spec.replicas is 0.")
+        st.set_condition(
+            "Ready", ConditionStatus.FALSE, "ScaledToZero", "Scaled to zero (0 replicas wanted)."
+        )
     elif ready >= 1:
         message = f"Serving {mv_name} at {url} ({ready}/{replicas} ready)."
         if st.set_condition("Ready", ConditionStatus.TRUE, "Serving", message):
@@ -340,7 +336,9 @@ def _status_from_deployment(
         )
 
 
-def _record_carbon(st: StatusDraft, world: InferenceDeploymentWorld) -> None:
+def _record_carbon(
+    st: StatusDraft, world: InferenceDeploymentWorld, idep: InferenceDeployment
+) -> None:
     """Add this poll's meter readings to ``status.carbon`` (no poll: it stays as is). The
     readings are attributed to the version served when they were taken (the current status)."""
     if world.readings is not None:
@@ -349,6 +347,7 @@ def _record_carbon(st: StatusDraft, world: InferenceDeploymentWorld) -> None:
             world.readings,
             st.current.get("modelVersion"),
             world.live_pods,
+            adapters={a.name: a.model_version for a in idep.spec.adapters},
         )
 
 

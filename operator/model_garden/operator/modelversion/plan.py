@@ -59,6 +59,8 @@ class ModelVersionWorld:
 def _served_names(idep: InferenceDeployment) -> set[str]:
     names = {a.model_version for a in idep.spec.adapters}
     names.update(n for n in (idep.spec.model_version, idep.status.model_version) if n)
+    names.update(t.model_version for t in idep.spec.traffic or [])  # a split serves both
+    names.update(t.model_version for t in idep.status.traffic)
     return names
 
 
