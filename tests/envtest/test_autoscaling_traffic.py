@@ -274,7 +274,7 @@ def test_hpa_when_only_external_metrics_exist_and_the_operator_never_resets_its_
     scaling = {
         "minReplicas": 3,
         "maxReplicas": 6,
-        "target": {"metric": "kvCacheUsage", "value": 0.8},
+        "target": {"metric": "kvCacheUsage", "value": 80},
     }
     cluster.create(
         in_ns(inference_deployment("bot", modelVersion="bot-v1", autoscaling=scaling), ns)

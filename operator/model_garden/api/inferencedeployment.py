@@ -19,8 +19,10 @@ from .common import (
 )
 from .fields import (
     DNS_LABEL,
+    DNS_SUBDOMAIN,
     LABEL_MAX,
     LABEL_VALUE_PATTERN,
+    SUBDOMAIN_MAX,
     ListMap,
     UnitFraction,
 )
@@ -154,26 +156,34 @@ class AutoscalingTarget(ApiModel):
 
     metric: AutoscalingMetric = Field(
         default=AutoscalingMetric.WAITING_REQUESTS,
-        description="waitingRequests (per replica) or kvCacheUsage (mean fraction, 0-1).",
+        description="waitingRequests (per replica) or kvCacheUsage (mean percent, 1-100).",
     )
-    value: float = Field(
-        default=4.0,
-        ge=0.01,
+    value: int = Field(
+        default=4,
+        ge=1,
         le=10000,
         description=(
-            "waitingRequests: queued requests per replica (e.g. 4); kvCacheUsage: the mean share"
-            " of the KV cache in use, in (0, 1] (e.g. 0.8)."
+            "waitingRequests: queued requests per replica (e.g. 4); kvCacheUsage: the mean"
+            " percent of the KV cache in use, 1-100 (e.g. 80). Integers: Kubernetes API"
+            " conventions keep floats out of specs."
         ),
     )
 
     @model_validator(mode="after")
-    def _fraction(self) -> AutoscalingTarget:
-        if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.value > 1:
+    def _percent(self) -> AutoscalingTarget:
+        if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.value > 100:
             raise ValueError(
-                f"spec.autoscaling.target.value: kvCacheUsage is a fraction in (0, 1], got"
-                f" {self.value:g}"
+                f"spec.autoscaling.target.value: kvCacheUsage is a percent in 1..100, got"
+                f" {self.value}"
             )
         return self
+
+    @property
+    def threshold(self) -> str:
+        """The value the autoscaler compares vLLM's gauge with (kv_cache_usage_perc is 0-1)."""
+        if self.metric == AutoscalingMetric.KV_CACHE_USAGE:
+            return f"{self.value / 100:g}"
+        return str(self.value)
 
 
 DURATION_PATTERN = r"^[0-9]{1,6}(s|m|h)$"
@@ -384,6 +394,16 @@ class InferenceDeploymentSpec(ApiModel):
     )
     api_key_secret: SecretKeyRef | None = Field(
         default=None, description="Secret holding the API key clients must send (Bearer)."
+    )
+    storage_secret: str | None = Field(
+        default=None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=SUBDOMAIN_MAX,
+        description=(
+            "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optionally"
+            " AWS_ENDPOINT_URL, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, HF_TOKEN) for s3:// and"
+            " gated hf:// artifacts, fed to the server as env; none: the pod's own identity."
+        ),
     )
     carbon: InferenceCarbonSettings = Field(default_factory=InferenceCarbonSettings)
     network_policy: NetworkPolicySettings = Field(

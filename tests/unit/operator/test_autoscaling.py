@@ -237,7 +237,7 @@ def test_keda_scaled_object_queries_vllm_for_this_deployment() -> None:
 
 
 def test_kv_cache_target_is_a_mean_compared_as_a_value() -> None:
-    scaling = {"maxReplicas": 3, "target": {"metric": "kvCacheUsage", "value": 0.75}}
+    scaling = {"maxReplicas": 3, "target": {"metric": "kvCacheUsage", "value": 75}}
     (trigger,) = _kinds(_plan(KEDA, autoscaling=scaling))["ScaledObject"]["spec"]["triggers"]
     assert trigger["metricType"] == "Value"
     assert trigger["metadata"]["query"].startswith("avg(vllm:kv_cache_usage_perc{")
@@ -274,7 +274,8 @@ def test_scale_to_zero_without_the_addon_is_served_as_one_and_said() -> None:
 
 @pytest.mark.parametrize("metric", ["waitingRequests", "kvCacheUsage"])
 def test_hpa_on_external_metric_validates_against_kubernetes(metric: str) -> None:
-    scaling = {"minReplicas": 0, "maxReplicas": 6, "target": {"metric": metric, "value": 0.5}}
+    value = 50 if metric == "kvCacheUsage" else 2  # percent / requests per replica
+    scaling = {"minReplicas": 0, "maxReplicas": 6, "target": {"metric": metric, "value": value}}
     hpa = _kinds(_plan(ADAPTER, autoscaling=scaling))["HorizontalPodAutoscaler"]
     kubernetes_validate.validate(hpa, "1.33.0", strict=True)
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -287,7 +288,7 @@ def test_hpa_on_external_metric_validates_against_kubernetes(metric: str) -> Non
     if metric == "kvCacheUsage":
         assert external["target"] == {"type": "Value", "value": "0.5"}
     else:
-        assert external["target"] == {"type": "AverageValue", "averageValue": "0.5"}
+        assert external["target"] == {"type": "AverageValue", "averageValue": "2"}
 
 
 def test_hpa_api_version_follows_discovery() -> None:
@@ -418,7 +419,7 @@ def test_fixed_replicas_need_no_discovery() -> None:
     [
         ({"replicas": 3, "autoscaling": {"maxReplicas": 4}}, "spec.replicas"),
         ({"autoscaling": {"minReplicas": 5, "maxReplicas": 4}}, "minReplicas"),
-        ({"autoscaling": {"maxReplicas": 4, "target": {"metric": "kvCacheUsage", "value": 5}}}, "kvCacheUsage"),
+        ({"autoscaling": {"maxReplicas": 4, "target": {"metric": "kvCacheUsage", "value": 101}}}, "kvCacheUsage"),
         ({"autoscaling": {"maxReplicas": 4, "scaleToZeroAfter": "5 minutes"}}, "scaleToZeroAfter"),
         ({"autoscaling": {"maxReplicas": 0}}, "maxReplicas"),
     ],

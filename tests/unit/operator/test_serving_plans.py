@@ -344,6 +344,32 @@ def test_api_key_reaches_the_pod_by_env_and_as_a_file_never_in_the_config() -> N
     assert "--api-key" not in json.dumps(objs["Deployment"])
 
 
+def test_storage_secret_reaches_the_server_by_secret_refs_only() -> None:
+    """An s3:// or gated hf:// artifact: the server gets the Secret's keys as env references
+    (AWS keys required, the rest optional); without it, none (the pod's own identity)."""
+    body = idep(modelVersion="chat-v1", storageSecret="s3-creds")
+    plan = plan_inferencedeployment(
+        body, InferenceDeploymentWorld(model_versions=_versions()), SETTINGS, NOW
+    )
+    (c,) = _applied(plan)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"] if "valueFrom" in e}
+    assert refs["AWS_ACCESS_KEY_ID"] == {
+        "name": "s3-creds",
+        "key": "AWS_ACCESS_KEY_ID",
+        "optional": False,
+    }
+    assert refs["HF_TOKEN"]["optional"] is True and refs["HF_TOKEN"]["name"] == "s3-creds"
+    assert all("value" not in e for e in c["env"] if e["name"].startswith("AWS_"))
+    plain = plan_inferencedeployment(
+        idep(modelVersion="chat-v1"),
+        InferenceDeploymentWorld(model_versions=_versions()),
+        SETTINGS,
+        NOW,
+    )
+    (c,) = _applied(plain)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert not any(e["name"].startswith("AWS_") for e in c["env"])
+
+
 def test_server_pod_requests_scratch_and_bounds_every_emptydir() -> None:
     body = idep(modelVersion="chat-v1", resources={"memory": "24Gi"})
     plan = plan_inferencedeployment(

@@ -109,10 +109,6 @@ def _metric_type(metric: str) -> str:
     return "Value" if metric == AutoscalingMetric.KV_CACHE_USAGE else "AverageValue"
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 def keda_objects(
     body: dict[str, Any],
     labels: dict[str, str],
@@ -134,7 +130,7 @@ def keda_objects(
             "metadata": {
                 "serverAddress": str(settings.autoscaling_prometheus_url),
                 "query": promql(spec.target.metric, ns, deployment),
-                "threshold": _number(spec.target.value),
+                "threshold": spec.target.threshold,
                 "ignoreNullValues": "true",
             },
         }
@@ -205,7 +201,7 @@ def hpa_object(
     ns = body["metadata"]["namespace"]
     metric = spec.target.metric
     target: dict[str, Any] = {"type": _metric_type(metric)}
-    target["value" if target["type"] == "Value" else "averageValue"] = _number(spec.target.value)
+    target["value" if target["type"] == "Value" else "averageValue"] = spec.target.threshold
     return {
         "apiVersion": api_version,
         "kind": "HorizontalPodAutoscaler",
@@ -268,7 +264,7 @@ def plan_scaling(
         message = (
             f"KEDA ScaledObject {deployment} scales {spec.min_replicas}-{spec.max_replicas}"
             f" replicas on {SERIES[AutoscalingMetric(spec.target.metric)]}"
-            f" (target {_number(spec.target.value)}).{wake}{zero_note}"
+            f" (target {spec.target.threshold}).{wake}{zero_note}"
         )
         return Scaling(
             autoscaler=kind,
@@ -284,7 +280,7 @@ def plan_scaling(
         message = (
             f"HorizontalPodAutoscaler {deployment} scales {spec.max_replicas} at most on the"
             f" External metric {EXTERNAL_NAMES[AutoscalingMetric(spec.target.metric)]}"
-            f" (target {_number(spec.target.value)}).{zero_note}"
+            f" (target {spec.target.threshold}).{zero_note}"
         )
         return Scaling(
             autoscaler="hpa",

@@ -20,6 +20,7 @@ from model_garden.api.labels import (
     LABEL_IDEP,
     LABEL_IDEP_UID,
 )
+from model_garden.storage.credentials import s3_env
 
 from ..networkpolicy import build_network_policy
 from ..observe import version_ready
@@ -287,6 +288,7 @@ def server_container(
     env: list[dict[str, Any]] = list(CACHE_ENV)
     if spec.api_key_secret is not None:
         env.append(api_key_env(spec.api_key_secret, config.api_key_env))
+    env += s3_env(spec.storage_secret, hub=True)
     health = {"path": "/health", "port": "http"}
     return {
         "name": SERVER_CONTAINER,
