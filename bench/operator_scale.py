@@ -249,30 +249,33 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     logging.basicConfig(level=logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="mg-scale-") as tmp, envtest.running(Path(tmp)) as env:
-        install_crds(env.api_client)
-        x = Executor(env.api_client)
-        settings = OperatorSettings(
-            max_running_per_namespace=0,
-            progress_poll_seconds=10,
-            meter_poll_seconds=10,
-            resync_seconds=10,
-            metrics_port=0,
-            health_port=0,
-        )
-        rss_before, _ = rss_mb()
-        op = OperatorThread(load_client(env.kubeconfig), settings)
-        counter = WriteCounter()
-        executor = op.context.executor
-        executor.call = counter.wrap(executor.call)  # type: ignore[method-assign]
-        op.start()
-        print(f"operator process RSS before start: {rss_before:.0f} MiB")
-        try:
-            for n in args.namespaces:
+    for n in args.namespaces:  # a fresh control plane per layout (a /24 of Service IPs each)
+        with (
+            tempfile.TemporaryDirectory(prefix="mg-scale-") as tmp,
+            envtest.running(Path(tmp)) as env,
+        ):
+            install_crds(env.api_client)
+            x = Executor(env.api_client)
+            settings = OperatorSettings(
+                max_running_per_namespace=0,
+                progress_poll_seconds=10,
+                meter_poll_seconds=10,
+                resync_seconds=10,
+                metrics_port=0,
+                health_port=0,
+            )
+            rss_before, _ = rss_mb()
+            op = OperatorThread(load_client(env.kubeconfig), settings)
+            counter = WriteCounter()
+            executor = op.context.executor
+            executor.call = counter.wrap(executor.call)  # type: ignore[method-assign]
+            op.start()
+            print(f"operator process RSS before start: {rss_before:.0f} MiB")
+            try:
                 run_layout(x, counter, op, args.jobs, args.deployments, n, f"ns{n}",
                            args.steady_seconds)  # fmt: skip
-        finally:
-            op.stop()
+            finally:
+                op.stop()
 
 
 if __name__ == "__main__":

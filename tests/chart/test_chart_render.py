@@ -265,8 +265,9 @@ def test_monitors_select_the_operator_and_the_workload_ports() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert [e["port"] for e in sm["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]]
     (pm,) = by_kind(objs, "PodMonitor")
-    # Ports the operator gives trainer ("progress") and server ("metrics") containers.
-    assert {e["port"] for e in pm["spec"]["podMetricsEndpoints"]} == {"progress", "metrics"}
+    # Ports the operator gives trainer ("progress") and server ("metrics": the meter; "http":
+    # vLLM's own /metrics, whose gauges the autoscalers read) containers.
+    assert {e["port"] for e in pm["spec"]["podMetricsEndpoints"]} == {"progress", "metrics", "http"}
     assert all(e["honorLabels"] for e in pm["spec"]["podMetricsEndpoints"])
     assert pm["spec"]["selector"]["matchLabels"] == {
         "app.kubernetes.io/managed-by": "model-garden-operator"
