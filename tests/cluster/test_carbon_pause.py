@@ -18,7 +18,7 @@ from model_garden.api.labels import LABEL_FTJ
 
 from .conftest import EXTERNAL_KUBECONFIG
 from .platform import RELEASE, SYSTEM, TEAM, Platform, condition, wait_for
-from .test_scenario import CHECKPOINT_EVERY, TOTAL_STEPS, finetunejob
+from .test_scenario import TOTAL_STEPS, finetunejob
 
 pytestmark = pytest.mark.cluster
 
@@ -46,12 +46,13 @@ def test_a_running_job_pauses_at_a_checkpoint_and_resumes_when_the_grid_is_clean
     t = time.monotonic()
     carbon = {"country": "FRA", "maxGridIntensity": 200, "pauseAboveGridIntensity": 300}
     body = finetunejob(job, carbon=carbon)
-    body["spec"]["hyperparameters"]["maxSteps"] = 2 * TOTAL_STEPS  # room to pause mid-run
+    # Room to pause mid-run on a fast machine (seen: 600 steps in 14 s, done before the pause).
+    body["spec"]["hyperparameters"]["maxSteps"] = 4 * TOTAL_STEPS
     platform.apply(body)
     first = wait_for("the trainer Job", lambda: _trainer_job(platform, job), 60)
     wait_for(
-        "a checkpoint behind the trainer",
-        lambda: _status(platform, job).get("progress", {}).get("step", 0) > CHECKPOINT_EVERY + 2,
+        "the trainer stepping",
+        lambda: _status(platform, job).get("progress", {}).get("step", 0) >= 1,
         240,
         0.5,
     )
