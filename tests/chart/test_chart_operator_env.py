@@ -73,9 +73,9 @@ def test_gpu_values_become_the_defaults_of_gpu_pods(monkeypatch: pytest.MonkeyPa
     assert cpu["MODEL_GARDEN_OPERATOR_GPU_TOLERATIONS"] == "[]"
 
 
-def _operator_env(*flags: str) -> dict[str, str]:
-    """The operator container's environment, rendered with these ``helm template`` flags (the
-    chart has a second Deployment, the read API's: the operator's is picked by its component)."""
+def _operator_pod(*flags: str) -> dict[str, Any]:
+    """The operator's pod spec, rendered with these ``helm template`` flags (the chart has a
+    second Deployment, the read API's: the operator's is picked by its component)."""
     proc = helm("template", "mg", str(CHART), *flags)
     assert proc.returncode == 0, proc.stderr
     (dep,) = [
@@ -85,7 +85,12 @@ def _operator_env(*flags: str) -> dict[str, str]:
         and o["kind"] == "Deployment"
         and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
     ]
-    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    return dict(dep["spec"]["template"]["spec"])
+
+
+def _operator_env(*flags: str) -> dict[str, str]:
+    """The operator container's environment, rendered with these flags."""
+    (container,) = _operator_pod(*flags)["containers"]
     return {e["name"]: e["value"] for e in container["env"]}
 
 
@@ -126,19 +131,6 @@ def test_carbon_budgets_reach_the_operators_settings(monkeypatch: pytest.MonkeyP
     assert (settings.experiment_budgets_kg, settings.budget_action) == ({"sweep": 0.5}, "refuse")
     bad = helm("template", "mg", str(CHART), "--set", "carbon.budgets.action=later")
     assert bad.returncode != 0 and "action" in bad.stderr
-
-
-def _operator_pod(*flags: str) -> dict[str, Any]:
-    proc = helm("template", "mg", str(CHART), *flags)
-    assert proc.returncode == 0, proc.stderr
-    (dep,) = [
-        o
-        for o in yaml.safe_load_all(proc.stdout)
-        if o
-        and o["kind"] == "Deployment"
-        and o["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
-    ]
-    return dict(dep["spec"]["template"]["spec"])
 
 
 def test_the_live_provider_reaches_the_operator_with_its_secret_as_files(
