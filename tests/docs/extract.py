@@ -19,7 +19,6 @@ PAGES = (
     "for-ml-researchers.md",
     "for-ml-engineers.md",
     "for-platform-admins.md",
-    "serving.md",
 )
 SHELL = {"sh", "bash", "shell"}
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*$")

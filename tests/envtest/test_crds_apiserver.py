@@ -108,7 +108,7 @@ def test_defaults_are_filled_in_by_the_api_server(
     }
     assert spec["hyperparameters"]["learningRate"] == "2e-4"
     assert spec["dataset"]["format"] == "auto" and spec["backend"] == "auto"
-    assert spec["checkpointing"] == {"everySteps": 100, "keep": 2}
+    assert spec["checkpointing"] == {"everySteps": 100, "keep": 2, "keepAfterSuccess": False}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.apiserver], ids=lambda c: c.id)

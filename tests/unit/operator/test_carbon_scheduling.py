@@ -211,3 +211,21 @@ def test_a_plan_from_a_stale_body_does_not_roll_the_schedule_back() -> None:
     after = applied(fresh, stale)["status"]["scheduling"]
     assert after["deferredSeconds"] == 90 and after["segmentIntensityGPerKwh"] == 100
     assert after["intensityGPerKwh"] == 120  # the newer reading is kept
+
+
+def test_the_docs_example_is_a_valid_scheduled_job() -> None:
+    """docs/carbon.md's "Carbon-aware scheduling" snippet parses as the spec it shows."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from model_garden.api.finetunejob import CarbonSettings
+
+    text = (Path(__file__).parents[3] / "docs" / "carbon.md").read_text(encoding="utf-8")
+    section = text.split("## Carbon-aware scheduling", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None
+    carbon = CarbonSettings.model_validate(yaml.safe_load(block.group(1))["spec"]["carbon"])
+    assert carbon.scheduled and carbon.max_grid_intensity == 120
+    assert carbon.pause_above_grid_intensity == 250 and carbon.scheduling_window is not None

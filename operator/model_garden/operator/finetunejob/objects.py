@@ -347,6 +347,9 @@ def build_model_version(
             },
             **_evaluation(result, artifact),
             "stage": "none",
+            # Explicit, as the API server's CRD default would write it: a version made in local
+            # mode (no API server) then equals the cluster's.
+            "retention": "Retain",
         },
     }
 
