@@ -136,11 +136,19 @@ def init(world: World) -> None:
 
 
 def shutdown(world: World) -> None:
+    """Leave the process group together: a rank that tore it down while another still wrote
+    its result aborted at exit (seen in CI: rank 1 "terminate called without an active
+    exception", exit -6, after rank 0's final eval outlasted it). A peer that is gone already
+    fails the barrier at once, and the group is torn down anyway."""
     if not world.distributed:
         return
     import torch.distributed as dist
 
     if dist.is_initialized():
+        try:
+            dist.barrier()
+        except Exception:  # noqa: BLE001 - a peer already gone: nothing left to wait for
+            pass
         dist.destroy_process_group()
 
 
