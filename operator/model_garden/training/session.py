@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -33,9 +34,19 @@ the operator sets the pod's terminationGracePeriodSeconds above it (90 s)."""
 
 
 def log(message: str, **fields: Any) -> None:
-    """One JSON line on stdout: the pod log is the trainer's only log, and it is read by tools."""
-    line = {"ts": round(time.time(), 3), "msg": message, **fields}
-    print(json.dumps(line, default=str), flush=True)
+    """One JSON line on stdout: the pod log is the trainer's only log, and it is read by tools.
+
+    The line goes out in one ``write`` (what Python buffered before is flushed first): under
+    torchrun the ranks share one stdout, and a line written in pieces was seen split by
+    another rank's line, which no JSON reader can parse."""
+    line = json.dumps({"ts": round(time.time(), 3), "msg": message, **fields}, default=str)
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # a captured stdout (tests): no descriptor
+        print(line, flush=True)
+        return
+    sys.stdout.flush()
+    os.write(fd, (line + "\n").encode("utf-8"))
 
 
 def default_threads() -> int:
