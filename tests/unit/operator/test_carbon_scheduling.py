@@ -13,10 +13,11 @@ import pytest
 
 from model_garden.api import FineTuneJob
 from model_garden.api.contracts import TrainingProgress
+from model_garden.api.finetunejob import SchedulingStatus
 from model_garden.local.store import merge_patch
 from model_garden.operator.finetunejob.admission import decide
 from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
-from model_garden.operator.finetunejob.schedule import GridNow
+from model_garden.operator.finetunejob.schedule import GridNow, avoided_kg
 from model_garden.operator.plan import Plan
 
 from .factories import NOW, SETTINGS, conditions, ftj, job, pod, result, ts
@@ -229,3 +230,20 @@ def test_the_docs_example_is_a_valid_scheduled_job() -> None:
     carbon = CarbonSettings.model_validate(yaml.safe_load(block.group(1))["spec"]["carbon"])
     assert carbon.scheduled and carbon.max_grid_intensity == 120
     assert carbon.pause_above_grid_intensity == 250 and carbon.scheduling_window is not None
+
+
+def test_a_run_at_the_baseline_throughout_avoided_exactly_nothing() -> None:
+    """Seen on the real node: two segments at the baseline summed to 1.7e-21 kg, not 0."""
+    first_kwh = 0.1  # with 1.1 kWh in all, the segments' sum rounds unlike the one product
+    status = SchedulingStatus(
+        baselineGPerKwh=100,
+        finishedSegmentsGrams=first_kwh * 100,
+        segmentIntensityGPerKwh=100,
+        segmentStartEnergyKwh=first_kwh,
+    )
+    total_kwh = 1.1
+    assert total_kwh * 100 != first_kwh * 100 + (total_kwh - first_kwh) * 100
+    assert avoided_kg(status, total_kwh) == 0.0
+    # A real difference still shows, however small against the total.
+    status.segment_intensity_g_per_kwh = 99
+    assert avoided_kg(status, total_kwh) == pytest.approx((total_kwh - first_kwh) * 1 / 1000)

@@ -172,7 +172,13 @@ def avoided_kg(status: SchedulingStatus, energy_kwh: float) -> float | None:
     if status.segment_intensity_g_per_kwh is not None and status.paused_since is None:
         segment_kwh = max(0.0, energy_kwh - status.segment_start_energy_kwh)
         grams += segment_kwh * status.segment_intensity_g_per_kwh
-    return (energy_kwh * baseline - grams) / 1000.0
+    baseline_grams = energy_kwh * baseline
+    difference = baseline_grams - grams
+    # Segments summed one by one round differently from one product: a run at the baseline
+    # intensity throughout must read exactly zero, not 1e-21 kg.
+    if abs(difference) <= 1e-9 * max(abs(baseline_grams), abs(grams)):
+        difference = 0.0
+    return difference / 1000.0
 
 
 def trainer_left(pods: list[dict[str, object]]) -> bool:
