@@ -38,11 +38,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "operator"))
+
+from serving_flags import BEST, ENV, MAX_MODEL_LEN, ablation, rows  # noqa: E402
 
 from model_garden.api.contracts import (  # noqa: E402
     Identity,
@@ -341,47 +344,15 @@ def bench_model(
     return report
 
 
-ABLATION = {
-    "launcher flags with adapters (eager, fp32, LoRA on)": [
-        "--enforce-eager",
-        "--dtype",
-        "float32",
-        "--enable-lora",
-        "--max-lora-rank",
-        "16",
-        "--max-loras",
-        "4",
-        "--max-model-len",
-        "512",
-    ],
-    "eager, fp32, no LoRA": ["--enforce-eager", "--dtype", "float32", "--max-model-len", "512"],
-    "compiled, fp32, no LoRA": ["--dtype", "float32", "--max-model-len", "512"],
-    "defaults (compiled, bf16, no LoRA)": [],
-}
-
-
-def ablation(model_dir: Path, args: argparse.Namespace, work: Path) -> None:
+def run_ablation(model_dir: Path, args: argparse.Namespace, work: Path) -> None:
     """Which of the launcher's CPU choices costs what: vLLM started directly with each flag set,
     ``max(16, 4c)`` requests per level (more than the main run: the differences are small)."""
     print(f"\n== ablation on {model_dir.name}", flush=True)
-    env = runtime_env(extra={"VLLM_CPU_KVCACHE_SPACE": "1"})
+    env = runtime_env(extra=ENV)
     rows = []
-    for i, (label, flags) in enumerate(ABLATION.items()):
+    for i, (label, flags) in enumerate(ablation().items()):
         port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "vllm.entrypoints.openai.api_server",
-            "--model",
-            str(model_dir),
-            "--served-model-name",
-            "m",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            *flags,
-        ]
+        argv = vllm_argv(model_dir, "m", port, flags)
         try:
             results, start_s, _ = run_server(
                 label,
@@ -401,6 +372,182 @@ def ablation(model_dir: Path, args: argparse.Namespace, work: Path) -> None:
     print("\n== ablation summary (tokens/s at c=1, 4, 16; start seconds)")
     for label, start_s, tps in rows:
         print(f"{label:>38}: " + "  ".join(f"{t:7.1f}" for t in tps) + f"   start {start_s:.0f}s")
+
+
+def vllm_argv(model_dir: Path, name: str, port: int, flags: list[str]) -> list[str]:
+    """vLLM's OpenAI server started directly, with ``flags`` after the identity arguments."""
+    return [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *flags,
+    ]
+
+
+def launcher_argv(config: ServingConfig, work: Path, label: str) -> list[str]:
+    config_path = work / f"{label}-config.json"
+    write_document(config, config_path)
+    return [
+        sys.executable,
+        "-m",
+        "model_garden.serving",
+        "--config",
+        str(config_path),
+        "--state-file",
+        str(work / f"{label}-meter.json"),
+    ]
+
+
+def bench_config(name: str, model_dir: Path, adapters: list[ServedArtifact]) -> ServingConfig:
+    return ServingConfig(
+        deployment=Identity(name=f"bench-{name}"),
+        spec=InferenceDeploymentSpec(
+            model_version="bench", engine=Engine(max_model_len=int(MAX_MODEL_LEN))
+        ),
+        model=ServedArtifact(name=name, path=str(model_dir)),
+        adapters=adapters,
+        ports=ServingPorts(api=free_port(), meter=free_port()),
+        host="127.0.0.1",
+        device="cpu",
+    )
+
+
+def make_adapter(base: Path, out: Path) -> Path:
+    """A random, non-zero rank-8 LoRA adapter on q/v (what the trainer's default targets)."""
+    if (out / "adapter_config.json").exists():
+        return out
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(1)
+    model = AutoModelForCausalLM.from_pretrained(base)
+    lora = LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    get_peft_model(model, lora).save_pretrained(out)
+    return out
+
+
+@dataclass
+class Series:
+    """One thing measured in the interleaved run: a server and the model name asked of it."""
+
+    label: str
+    url: str
+    model: str
+    tps: dict[int, list[float]]
+
+
+def versus_best(model_dir: Path, args: argparse.Namespace, work: Path) -> None:
+    """The launcher against vLLM's best flags, interleaved so that load on the machine hits all.
+
+    Four servers run at once: vLLM started directly with the :data:`BEST` row's flags in float32
+    and in vLLM's own dtype (bfloat16; which wins depends on the CPU, so vLLM's best at each
+    concurrency is the faster of the two), the launcher for a deployment without adapters, and
+    the launcher for one with an adapter. Each round measures every series at each concurrency,
+    in an order that rotates between rounds; the ratios are of medians over the rounds.
+    """
+    print(f"\n== launcher vs vLLM's best flags on {model_dir.name}", flush=True)
+    name = "m"
+    adapter = make_adapter(model_dir, work / "adapter-r8")
+    plain = bench_config(name, model_dir, [])
+    with_adapter = bench_config(name, model_dir, [ServedArtifact(name="ad", path=str(adapter))])
+    fp32_port, auto_port = free_port(), free_port()
+    env = runtime_env(extra=ENV)
+    env.pop("MODEL_GARDEN_API_KEY", None)
+    servers = {
+        "vLLM best, fp32": (
+            vllm_argv(model_dir, name, fp32_port, rows("float32")[BEST]),
+            fp32_port,
+        ),
+        "vLLM best, bf16": (vllm_argv(model_dir, name, auto_port, rows("auto")[BEST]), auto_port),
+        "launcher": (launcher_argv(plain, work, "launcher"), plain.ports.api),
+        "launcher+adapter": (launcher_argv(with_adapter, work, "adapter"), with_adapter.ports.api),
+    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for label, (argv, _port) in servers.items():
+            with (work / f"versus-{label.replace(' ', '_')}.log").open("wb") as out:
+                procs[label] = subprocess.Popen(
+                    argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        for label, (_argv, port) in servers.items():
+            took = wait_healthy(f"http://127.0.0.1:{port}", procs[label], args.start_timeout)
+            print(f"  {label}: healthy after {took:.0f}s (all start together)", flush=True)
+        url = {label: f"http://127.0.0.1:{port}" for label, (_a, port) in servers.items()}
+        series = [
+            Series("vLLM best, fp32", url["vLLM best, fp32"], name, {}),
+            Series("vLLM best, bf16", url["vLLM best, bf16"], name, {}),
+            Series("launcher", url["launcher"], name, {}),
+            Series("adapter server, base", url["launcher+adapter"], name, {}),
+            Series("adapter server, adapter", url["launcher+adapter"], "ad", {}),
+        ]
+        levels = [1, 4, 16]
+        for round_no in range(args.rounds):
+            # Every series follows a different one from round to round (rotated, and reversed
+            # every other round), and each starts after a pause: vLLM CPU workers busy-poll for
+            # a second after their last step, which would tax whoever runs next.
+            shift = round_no % len(series)
+            order = series[shift:] + series[:shift]
+            if round_no % 2:
+                order.reverse()
+            for c in levels:
+                for one in order:
+                    time.sleep(args.pause)
+                    r = load(one.url, one.model, c, max(16, 4 * c), args.max_tokens)
+                    one.tps.setdefault(c, []).append(r.tps)
+            print(
+                f"  round {round_no + 1}/{args.rounds}: "
+                + "; ".join(
+                    f"{s.label} " + "/".join(f"{s.tps[c][-1]:.0f}" for c in levels) for s in series
+                ),
+                flush=True,
+            )
+    finally:
+        for proc in procs.values():
+            stop(proc)
+    # vLLM's best at each concurrency: the dtype row with the higher median. Ratios are per
+    # round, against that row in the same round (the two ran seconds apart), then the median:
+    # load that drifts between rounds cancels.
+    best = {c: max(series[:2], key=lambda one: median(one.tps[c])) for c in levels}
+
+    def ratio(one: Series, c: int) -> float:
+        return median(a / b for a, b in zip(one.tps[c], best[c].tps[c], strict=True))
+
+    print(
+        f"\n== tokens/s, median of {args.rounds} interleaved rounds [min-max], and the median of "
+        "the per-round ratios to vLLM's best row at that concurrency"
+    )
+    print(f"{'':>26}" + "".join(f"{'c=' + str(c):>24}" for c in levels))
+    for one in series:
+        cells = []
+        for c in levels:
+            low, high = min(one.tps[c]), max(one.tps[c])
+            cells.append(f"{median(one.tps[c]):7.1f} x{ratio(one, c):4.2f} [{low:.0f}-{high:.0f}]")
+        print(f"{one.label:>26}" + "".join(f"{cell:>24}" for cell in cells))
+    launcher, adapter = series[2], series[4]
+    print("vLLM's best row: " + "  ".join(f"c={c} {best[c].label}" for c in levels))
+    print(
+        "launcher / vLLM's best (target >= 0.9): "
+        + "  ".join(f"c={c} x{ratio(launcher, c):.2f}" for c in levels)
+    )
+    lora_cost = {
+        c: median(a / b for a, b in zip(adapter.tps[c], launcher.tps[c], strict=True))
+        for c in levels
+    }
+    print(
+        "cost of LoRA (adapter requests / launcher without adapters, per round): "
+        + "  ".join(f"c={c} x{lora_cost[c]:.2f}" for c in levels)
+    )
 
 
 def print_ratios(reports: list[dict[str, object]]) -> None:
@@ -436,6 +583,18 @@ def main() -> None:
     parser.add_argument("--start-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
     parser.add_argument(
+        "--rounds", type=int, default=5, help="Interleaved rounds for --versus-best."
+    )
+    parser.add_argument(
+        "--pause", type=float, default=3.0, help="Seconds of quiet before each --versus-best load."
+    )
+    parser.add_argument(
+        "--versus-best",
+        action="store_true",
+        help="Instead: the launcher (with and without an adapter) against vLLM's best flags, "
+        "interleaved, with the ratios.",
+    )
+    parser.add_argument(
         "--ablation",
         action="store_true",
         help="Instead: the larger model under four vLLM flag sets (launcher's, without LoRA, ...).",
@@ -445,8 +604,12 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
     llama = build_model(work / "llama-256x4", 256, 4)
+    if args.versus_best:
+        versus_best(llama, args, work)
+        print(f"\nwall time {time.monotonic() - began:.0f}s; logs in {work}")
+        return
     if args.ablation:
-        ablation(llama, args, work)
+        run_ablation(llama, args, work)
         print(f"\nwall time {time.monotonic() - began:.0f}s; logs in {work}")
         return
     tiny = build_model(work / "tiny", 64, 2)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from model_garden.api.contracts import Identity, ServedArtifact, ServingConfig, ServingPorts
@@ -206,3 +210,64 @@ def test_lora_can_be_turned_off_for_speed() -> None:
             "cpu",
             cpu_flags=AVX2,
         )
+
+
+def _bench_flags() -> Any:
+    """bench/serving_flags.py: the flag sets the serving bench measured (plain data)."""
+    path = Path(__file__).resolve().parents[3] / "bench" / "serving_flags.py"
+    spec = importlib.util.spec_from_file_location("serving_flags", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IDENTITY_FLAGS = ("--model", "--served-model-name", "--host", "--port")
+
+
+def tuning_flags(argv: list[str]) -> dict[str, tuple[str, ...]]:
+    """Flag -> its values, past the module and the identity flags the bench sets per server."""
+    flags: dict[str, tuple[str, ...]] = {}
+    rest = argv[argv.index(VLLM_MODULE) + 1 :]
+    current = ""
+    for arg in rest:
+        if arg.startswith("--"):
+            current = arg
+            flags[current] = ()
+        else:
+            flags[current] += (arg,)
+    for identity in IDENTITY_FLAGS:
+        flags.pop(identity, None)
+    return flags
+
+
+BF16 = AVX2 | {"avx512f", "avx512_bf16"}
+
+
+@pytest.mark.parametrize(("cpu", "dtype"), [(AVX2, "float32"), (BF16, "auto")])
+def test_a_deployment_without_adapters_gets_the_best_measured_flags(
+    cpu: frozenset[str], dtype: str
+) -> None:
+    bench = _bench_flags()
+    plain = config(max_model_len=int(bench.MAX_MODEL_LEN))
+    cmd = build_vllm_command(plain, "/rt/python", "cpu", cpu_flags=cpu)
+    best = bench.rows(dtype)[bench.BEST]
+    assert tuning_flags(cmd.argv) == tuning_flags([VLLM_MODULE, *best])
+    assert bench.ENV.items() <= cmd.env.items()
+    # ... and the best row is not vLLM's defaults: the comparison means something.
+    assert best != bench.ablation()[bench.DEFAULTS]
+
+
+@pytest.mark.parametrize(("cpu", "dtype"), [(AVX2, "float32"), (BF16, "auto")])
+def test_a_deployment_with_adapters_gets_the_lora_row_of_the_bench(
+    cpu: frozenset[str], dtype: str
+) -> None:
+    bench = _bench_flags()
+    with_adapter = config(
+        max_model_len=int(bench.MAX_MODEL_LEN),
+        adapters=[ServedArtifact(name="support", path="/models/support")],
+    )
+    cmd = build_vllm_command(with_adapter, "/rt/python", "cpu", cpu_flags=cpu)
+    flags = tuning_flags(cmd.argv)
+    assert flags.pop("--lora-modules") == ("support=/models/support",)
+    assert flags == tuning_flags([VLLM_MODULE, *bench.rows(dtype)[bench.WITH_ADAPTERS]])
