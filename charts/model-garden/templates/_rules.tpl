@@ -57,6 +57,16 @@ checks they stay equal). No wildcards, no Secrets: tokens and keys reach pods by
 - apiGroups: ["gateway.networking.k8s.io"]
   resources: ["httproutes"]
   verbs: ["get", "create", "patch", "delete"]
+# Multi-node FineTuneJobs (spec.nodes above 1) run as a Kubeflow Trainer TrainJob, else a
+# JobSet, of the kind discovery finds served: read by name (get), create, patch (spec.suspend),
+# delete (a pause, a resumption, a hopeless run). No list/watch: their node Jobs and pods carry
+# our labels and are watched as batch Jobs and pods.
+- apiGroups: ["trainer.kubeflow.org"]
+  resources: ["trainjobs"]
+  verbs: ["get", "create", "patch", "delete"]
+- apiGroups: ["jobset.x-k8s.io"]
+  resources: ["jobsets"]
+  verbs: ["get", "create", "patch", "delete"]
 # Events on our resources (the executor posts them; kopf's own posting is off).
 - apiGroups: [""]
   resources: ["events"]

@@ -363,8 +363,9 @@ class FineTuneJobSpec(ApiModel):
         ge=1,
         le=64,
         description=(
-            "Nodes to train on, each with resources. Above 1 is refused for now (Failed,"
-            " MultiNodeUnavailable): the TrainJob/JobSet it renders is not followed yet."
+            "Nodes to train on, each with resources. Above 1 runs as a Kubeflow Trainer"
+            " TrainJob, else a JobSet, where installed; refused otherwise (Failed,"
+            " MultiNodeUnavailable)."
         ),
     )
     backend: Backend = Field(
@@ -505,7 +506,16 @@ class FineTuneJobStatus(ApiModel):
         default=None, description="Energy and emissions so far."
     )
     backend: str | None = Field(default=None, description="Backend the trainer used.")
-    job_name: str | None = Field(default=None, description="The batch/v1 Job running it.")
+    job_name: str | None = Field(
+        default=None,
+        description="The workload running it: a batch/v1 Job, or for spec.nodes above 1 the"
+        " Kubeflow Trainer TrainJob or JobSet that workloadKind names.",
+    )
+    workload_kind: Literal["Job", "TrainJob", "JobSet"] | None = Field(
+        default=None,
+        description="The kind of jobName: Job (batch/v1, one node), TrainJob"
+        " (trainer.kubeflow.org/v1alpha1) or JobSet (jobset.x-k8s.io/v1alpha2).",
+    )
     model_version: str | None = Field(default=None, description="The ModelVersion produced.")
     start_time: datetime | None = Field(default=None, description="When training started.")
     completion_time: datetime | None = Field(default=None, description="When it ended.")

@@ -53,6 +53,9 @@ PLURALS = {
     ("http.keda.sh/v1alpha1", "HTTPScaledObject"): "httpscaledobjects",
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): "httproutes",
     ("gateway.networking.k8s.io/v1beta1", "HTTPRoute"): "httproutes",
+    # Multi-node FineTuneJobs (finetunejob/workload.py).
+    ("trainer.kubeflow.org/v1alpha1", "TrainJob"): "trainjobs",
+    ("jobset.x-k8s.io/v1alpha2", "JobSet"): "jobsets",
     (API_VERSION, "FineTuneJob"): FINETUNEJOBS,
     (API_VERSION, "ModelVersion"): MODELVERSIONS,
     (API_VERSION, "InferenceDeployment"): INFERENCEDEPLOYMENTS,

@@ -37,6 +37,7 @@ from model_garden.api.labels import (
 
 from . import observe, polling
 from .finetunejob.admission import is_done
+from .finetunejob.workload import node_zero
 from .modelversion.plan import serves
 from .reconcile import (
     Context,
@@ -243,7 +244,7 @@ def ftj_timer(body: kopf.Body, namespace: str | None, memo: kopf.Memo, **kw: Any
     owner = Owned(dict(body), memo)
     progress = None
     pods = children(idx.pod_idx, ("FineTuneJob", namespace or "", owner.uid))
-    for pod in observe.newest_first(pods):
+    for pod in observe.newest_first(node_zero(pods)):  # a multi-node run: node 0 reports
         ip = observe.running_ip(pod)
         if ip is not None:
             progress = polling.fetch_progress(ip, s.progress_port, s.http_timeout_seconds)

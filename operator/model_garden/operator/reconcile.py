@@ -25,7 +25,7 @@ from model_garden.api.labels import API_VERSION
 from model_garden.carbon.grid import Grid
 
 from .executor import Executor, NotOurs, VersionConflict
-from .finetunejob import admission, kepler
+from .finetunejob import admission, kepler, multinode, workload
 from .finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 from .gridreading import grid_now, operator_grid
 from .inferencedeployment.discovery import DiscoveryCache
@@ -69,6 +69,8 @@ class Context:
     discovery: DiscoveryCache = field(default_factory=DiscoveryCache)
     """Which autoscalers and Gateway API the cluster serves (re-discovered every
     settings.discovery_seconds)."""
+    engines: multinode.EngineCache = field(default_factory=multinode.EngineCache)
+    """Which multi-node training engines (TrainJob, JobSet) the cluster serves (the same TTL)."""
     _namespace_locks: dict[str, threading.Lock] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _grid: Grid | None = None
@@ -287,11 +289,18 @@ def reconcile_finetunejob(
             model_versions=typed(owners(idx.mv_idx, ns), ModelVersion),
             progress=progress,
         )
+        multi = workload.runs_on_an_engine(ftj) and not admission.is_done(ftj)
+        if multi:  # a TrainJob or JobSet, read by name (its node Jobs are in job_idx too)
+            world.job, world.pods, world.engines = workload.observe(
+                ftj, world.pods, ctx.executor.call, ctx.engines, ctx.settings.discovery_seconds
+            )
         if world.job is None and not admission.is_done(ftj):
             world.policy = ctx.policy()  # checked only before the job starts
         if ftj.spec.carbon.scheduled and not admission.is_done(ftj):
             world.grid = grid_now(ctx.grid(), ftj, ctx.settings)
-        if not admission.is_done(ftj):  # Kepler's CPU/DRAM joules, asked once the Job finished
+        # Kepler's CPU/DRAM joules, asked once the Job finished; its query matches a one-node
+        # Job's pod names, so a multi-node job keeps node 0's own figures
+        if not admission.is_done(ftj) and not multi:
             world.kepler_energy = kepler.trainer_energy(ctx.settings, ftj, world.job, utcnow())
         if world.job is not None:
             owner.memo.pop("admitted_job", None)  # the index shows it now
@@ -309,10 +318,12 @@ def reconcile_finetunejob(
             return
         with ctx.namespace_lock(ns):
             _admit(ftj, world, idx)
+            if multi:  # its own node Jobs' leftovers are not its workload
+                world.job = None
             plan = plan_finetunejob(body, world, ctx.settings, utcnow())
             ctx.executor.execute_children(plan)
             for obj in plan.create:
-                if obj["kind"] == "Job" and obj["metadata"]["name"] in plan.created:
+                if obj["kind"] in workload.KINDS and obj["metadata"]["name"] in plan.created:
                     owner.memo["admitted_job"] = obj
         ctx.executor.execute_owner(plan, body)  # status and events: outside the namespace lock
         _clear_conflict(ctx, body, ftj, plan)

@@ -295,9 +295,9 @@ def test_backend_fallback_event_rides_with_the_workloads_creation() -> None:
     assert quiet.events == []
 
 
-def test_the_planner_refuses_more_than_one_node_until_it_can_follow_the_workload() -> None:
-    """The TrainJob/JobSet rendering is tested above; the operator does not follow either to
-    its result yet, so a multi-node job fails at once with the reason, and nothing is made."""
+def test_the_planner_refuses_more_than_one_node_without_an_engine() -> None:
+    """Neither TrainJob nor JobSet served: a multi-node job fails at once with the reason and
+    nothing is made (following one that exists: test_multinode_follow.py)."""
     from model_garden.operator.finetunejob.plan import FineTuneJobWorld, plan_finetunejob
 
     from .factories import NOW, SETTINGS, conditions, ftj

@@ -15,12 +15,17 @@ It renders, by what the API server serves (:func:`engines`, from discovery):
 3. else nothing, and the job is refused with reason :data:`UNAVAILABLE` naming what to install.
 
 Both carry the very pod the one-node Job has (mounts, security context, scheduling, config), so
-a multi-node run differs only in who starts its pods. Pure functions but :func:`discover`.
+a multi-node run differs only in who starts its pods; the planner follows either to its result
+as it follows a Job (workload.py). Pure functions but :func:`discover` and its
+:class:`EngineCache`.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +38,8 @@ from model_garden.api.finetunejob import Backend
 
 from ..plan import Plan
 from ..status import StatusDraft
+
+log = logging.getLogger(__name__)
 
 TRAINJOB = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
@@ -98,6 +105,31 @@ def discover(call: Call) -> Engines:
             continue
         resources[(group, version)] = {str(r.get("name")) for r in listing.get("resources") or []}
     return engines(groups, resources)
+
+
+class EngineCache:
+    """The engines as last discovered, asked again once ``ttl`` seconds passed: installing
+    Trainer or JobSet later is seen without one discovery round per reconcile. A failed
+    discovery keeps the previous answer (at first it raises, and the reconcile is retried)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._value: Engines | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def current(self, call: Call, ttl: float) -> Engines:
+        with self._lock:
+            now = self._clock()
+            if self._value is None or now - self._at >= ttl:
+                try:
+                    self._value = discover(call)
+                except (ApiException, OSError) as exc:
+                    if self._value is None:
+                        raise
+                    log.warning("engine discovery failed (%s); keeping the last answer", exc)
+                self._at = now
+            return self._value
 
 
 # --- the trainer's command ------------------------------------------------------------------------
@@ -213,6 +245,14 @@ def _pet_env(ftj: FineTuneJob, master: str) -> list[dict[str, Any]]:
     ]
 
 
+def node_job_metadata(job: dict[str, Any]) -> dict[str, Any]:
+    """The node Jobs' labels: the trainer pod's (owner uid, model, version; no Kueue queue
+    label, since Kueue admits the TrainJob or JobSet as a whole). They make the engine's Jobs
+    and pods ours to the operator's watches: their events re-reconcile the FineTuneJob, and
+    the admission counts them (slots, reserved versions) like a one-node Job."""
+    return {"labels": dict(job["spec"]["template"]["metadata"]["labels"])}
+
+
 def build_jobset(job: dict[str, Any], ftj: FineTuneJob) -> dict[str, Any]:
     """A JobSet of ``spec.nodes`` one-pod Jobs, each the one-node Job's pod with torchrun's
     environment; node 0 (``<name>-node-0-0.<name>``, JobSet's pod DNS) is the master.
@@ -258,7 +298,11 @@ def build_jobset(job: dict[str, Any], ftj: FineTuneJob) -> dict[str, Any]:
             },
             "successPolicy": {"operator": "All", "targetReplicatedJobs": [NODE_JOB]},
             "replicatedJobs": [
-                {"name": NODE_JOB, "replicas": ftj.spec.nodes, "template": {"spec": node_job}}
+                {
+                    "name": NODE_JOB,
+                    "replicas": ftj.spec.nodes,
+                    "template": {"metadata": node_job_metadata(job), "spec": node_job},
+                }
             ],
         },
     }
@@ -336,7 +380,7 @@ def build_trainjob(job: dict[str, Any], ftj: FineTuneJob) -> dict[str, Any]:
                                 {
                                     "name": NODE_JOB,
                                     "template": {
-                                        "metadata": {"labels": dict(job["metadata"]["labels"])},
+                                        "metadata": node_job_metadata(job),
                                         "spec": {
                                             "template": {
                                                 "metadata": copy.deepcopy(

@@ -23,7 +23,7 @@ from ..policy import Policy, PolicyError, check_finetunejob, in_force, refusals_
 from ..settings import OperatorSettings
 from ..status import StatusDraft
 from ..storage import Mounts
-from . import kepler, multinode, schedule
+from . import kepler, multinode, schedule, workload
 from .admission import budget_raised, is_done, reserved_version, waits_for_slot
 from .diagnose import (
     Diagnosis,
@@ -52,13 +52,6 @@ STARTING_MESSAGE = "Job created; waiting for the trainer pod to start."
 SUSPENDED_MESSAGE = "The job is suspended (spec.suspend is true)."
 
 
-MULTINODE_NOT_FOLLOWED = (
-    "spec.nodes above 1 is not run yet: the operator can render a Kubeflow Trainer TrainJob or"
-    " a JobSet for it, but does not follow one to its result. Set spec.nodes to 1 (one node"
-    " trains on up to 64 GPUs, one process per GPU under torchrun)."
-)
-
-
 def kueue_message(queue: str) -> str:
     return f"The Job waits, suspended, for Kueue to admit it to LocalQueue {queue}."
 
@@ -68,8 +61,12 @@ class FineTuneJobWorld:
     """What the handler observed for one FineTuneJob (kopf's indexes and the admission)."""
 
     job: dict[str, Any] | None = None
-    """Its batch/v1 Job (matched by the FineTuneJob's uid)."""
+    """Its workload: the batch/v1 Job (matched by the FineTuneJob's uid), or for
+    ``spec.nodes`` above 1 the TrainJob or JobSet (read by name: workload.observe)."""
     pods: list[dict[str, Any]] = field(default_factory=list)
+    """Its trainer pods (of a multi-node workload: node 0's, read as trainer pods)."""
+    engines: multinode.Engines | None = None
+    """The multi-node engines served (discovered only for spec.nodes above 1, before start)."""
     model_versions: list[ModelVersion] = field(default_factory=list)
     """ModelVersions of the namespace, parsed."""
     reserved_versions: set[int] = field(default_factory=set)
@@ -185,14 +182,17 @@ def _follow_job(
     version = reserved_version(job, ftj.output_model)
     st.fields["jobName"] = job["metadata"]["name"]
     _note_ignored_spec_change(plan, ftj)
-    finished = observe.job_finished(job)
-    ref = ObjectRef("batch/v1", "Job", ns, job["metadata"]["name"])
+    kind = workload.kind_of(job)
+    if kind != "Job":  # set at the start; a Job started before the field existed goes unnamed
+        st.fields["workloadKind"] = kind
+    finished = workload.finished(job)
+    ref = ObjectRef(workload.KINDS[kind][0], kind, ns, job["metadata"]["name"])
     suspended = _drive_suspend(plan, ftj, job, finished, ref)
     if finished == "Complete":
         _plan_success(plan, st, ftj, world, version, job)
     elif finished == "Failed":
         diagnosis, result = diagnose_failure(ftj, job, world.pods)
-        _fail(plan, st, diagnosis)
+        _fail(plan, st, workload.failure(job, diagnosis))
         if result is not None:
             _record_carbon(st, kepler.into_result(result, world.kepler_energy).carbon)
             if result.backend:
@@ -234,7 +234,7 @@ def _drive_suspend(
     plan.event(
         "Normal",
         "Suspended" if ftj.spec.suspend else "Resumed",
-        f"{'Suspending' if ftj.spec.suspend else 'Resuming'} Job {ref.name}"
+        f"{'Suspending' if ftj.spec.suspend else 'Resuming'} {ref.kind} {ref.name}"
         + (" (the trainer checkpoints on SIGTERM)." if ftj.spec.suspend else "."),
     )
     return ftj.spec.suspend
@@ -260,8 +260,9 @@ def _plan_start(
     when Kueue admits it or the spec suspends it."""
     if not _may_start(plan, st, ftj, world, settings):
         return
-    if ftj.spec.nodes > 1:
-        multinode.refuse(plan, st, multinode.Workload(None, refused=MULTINODE_NOT_FOLLOWED))
+    chosen = multinode.choose(ftj.spec.nodes, world.engines or multinode.Engines())
+    if chosen.kind is None:
+        multinode.refuse(plan, st, chosen)
         return
     sched = _scheduling(st)
     version = sched.paused_version if sched is not None else None
@@ -276,9 +277,10 @@ def _plan_start(
     mounts = Mounts()
     config = build_training_config(ftj, version, settings, mounts, world.base_model_version)
     plan.create.append(build_config_map(body, ftj, config))
-    job = build_job(body, ftj, version, settings, mounts)
+    job = multinode.render(build_job(body, ftj, version, settings, mounts), ftj, chosen.kind)
     plan.create.append(job)
     st.fields["jobName"] = job["metadata"]["name"]
+    st.fields["workloadKind"] = chosen.kind
     max_steps = ftj.spec.hyperparameters.max_steps
     if max_steps and not st.fields.get("progress"):
         st.fields["progress"] = TrainingProgressStatus(total_steps=max_steps).to_wire()
@@ -290,10 +292,12 @@ def _plan_start(
     else:
         reason, message = "Starting", STARTING_MESSAGE
     st.set_condition("Running", ConditionStatus.FALSE, reason, message)
+    nodes = f" on {ftj.spec.nodes} nodes" if ftj.spec.nodes > 1 else ""
     plan.event(
         "Normal",
         "JobCreated",
-        f"Created Job {job['metadata']['name']} training {target} into {output_uri(ftj, version)}.",
+        f"Created {chosen.kind} {job['metadata']['name']} training {target}{nodes} into"
+        f" {output_uri(ftj, version)}.",
         if_created=job["metadata"]["name"],
     )
     multinode.announce(plan, ftj, job)
@@ -430,13 +434,15 @@ def _plan_resume(
     new Job exists, so the old Job's failure is never read as the new run's."""
     ns = ftj.metadata.namespace or "default"
     if world.job is not None:
-        plan.delete.append(ObjectRef("batch/v1", "Job", ns, world.job["metadata"]["name"]))
+        kind = workload.kind_of(world.job)
+        name = world.job["metadata"]["name"]
+        plan.delete.append(ObjectRef(workload.KINDS[kind][0], kind, ns, name))
         plan.delete.append(ObjectRef("v1", "ConfigMap", ns, config_map_name(ftj.metadata.name)))
         if st.set_condition("Running", ConditionStatus.FALSE, "Resuming", RESUMING_MESSAGE):
             plan.event("Normal", "BudgetRaised", RESUMING_MESSAGE)
         return
     _plan_start(plan, st, body, ftj, world, settings)
-    if any(obj["kind"] == "Job" for obj in plan.create):
+    if any(obj["kind"] in workload.KINDS for obj in plan.create):
         message = "Resumed after spec.carbon.budgetKg was raised."
         st.set_condition("Failed", ConditionStatus.FALSE, "Resumed", message)
         st.set_condition("Succeeded", ConditionStatus.FALSE, "Resumed", message)
@@ -464,6 +470,8 @@ def _plan_running(
         plan.delete.append(ref)
         return
     trouble = diagnose_pending(ftj, world.job, world.pods, st.now, settings.stuck_timeout_seconds)
+    if not world.pods and world.job is not None:
+        trouble = workload.no_pod(world.job, st.now, settings.stuck_timeout_seconds) or trouble
     if trouble is not None and trouble.terminal:
         _fail(plan, st, trouble)
         plan.delete.append(ref)
@@ -604,7 +612,7 @@ def _plan_success(
     if result.backend:
         st.fields["backend"] = result.backend
     st.fields["progress"] = _final_progress(st.fields.get("progress"), result)
-    st.stamp("completionTime", (job.get("status") or {}).get("completionTime"))
+    st.stamp("completionTime", workload.completion_time(job))
     message = f"Training finished; produced ModelVersion {name}."
     st.set_condition("Running", ConditionStatus.FALSE, "Completed", message)
     st.set_condition("Failed", ConditionStatus.FALSE, "Completed", message)
@@ -625,7 +633,7 @@ def _result(
     result = find_result(world.pods)
     if result is not None:
         return result
-    completed = observe.parse_time((job.get("status") or {}).get("completionTime"))
+    completed = workload.completion_time(job)
     if completed is not None and (st.now - completed).total_seconds() < RESULT_GRACE_SECONDS:
         return None  # the pod's final status has not been observed yet
     _fail(
