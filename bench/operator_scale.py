@@ -43,6 +43,7 @@ from operator_latency import JobWatcher, ftj, pct, rss_mb  # noqa: E402
 
 from envtest.conftest import install_crds  # noqa: E402
 from harness import envtest  # noqa: E402
+from model_garden.local.store import merge_patch  # noqa: E402
 from model_garden.operator.executor import Executor  # noqa: E402
 from model_garden.operator.plan import ObjectRef  # noqa: E402
 from model_garden.operator.runner import OperatorThread, load_client  # noqa: E402
@@ -59,14 +60,28 @@ class WriteCounter:
     def __init__(self) -> None:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
+        self.recent: list[tuple[str, str, Any]] = []
+        """The last writes (method, path, body): what a steady-state write changed."""
+        self.check_noops = False
+        """In the steady state: read each status patch's object first and count the patches
+        that change nothing (the target is none; a patch that follows a real change counts
+        as a write but not as a no-op)."""
+        self.noops = 0
 
     def wrap(self, call: Callable[..., Any]) -> Callable[..., Any]:
         def counted(method: str, path: str, *args: Any, **kw: Any) -> Any:
             if method in WRITES:
                 parts = [p for p in path.split("?")[0].split("/") if p]
                 resource = _resource(parts)
+                body = kw.get("body", args[0] if args else None)
+                if self.check_noops and method == "PATCH" and path.endswith("/status"):
+                    current = call("GET", path)
+                    if merge_patch(current, body) == current:
+                        with self.lock:
+                            self.noops += 1
                 with self.lock:
                     self.counts[(method, resource)] += 1
+                    self.recent = [*self.recent[-4:], (method, path, body)]
             return call(method, path, *args, **kw)
 
         return counted
@@ -226,10 +241,15 @@ def run_layout(
           f" = {sum(burst.values()) / max(total_recon, 1):.2f} per reconciliation")  # fmt: skip
     print("  by verb/resource: " + ", ".join(f"{m} {r}: {n}" for (m, r), n in burst.most_common()))
     recon_before = {k: op.metrics.reconciliations.labels(k)._value.get() for k in KINDS}
+    counter.check_noops, counter.noops = True, 0
     time.sleep(steady_s)
     steady = counter.take()
+    counter.check_noops = False
+    for method, path, body in counter.recent if steady else []:
+        print(f"  steady write: {method} {path} {json.dumps(body)[:600]}")
     recon = {k: op.metrics.reconciliations.labels(k)._value.get() - recon_before[k] for k in KINDS}
     print(f"steady state, {steady_s:.0f} s: {int(sum(recon.values()))} reconciliations, {sum(steady.values())} writes"
+          f" ({counter.noops} status patches that changed nothing)"
           + (": " + ", ".join(f"{m} {r}: {n}" for (m, r), n in steady.most_common()) if steady else ""))  # fmt: skip
     if (j, c, d, s) != (jobs, jobs, deployments, deployments) or any(
         v > 1 for v in owners.values()
