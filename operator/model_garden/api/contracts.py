@@ -158,6 +158,11 @@ class TrainingResult(ApiModel):
     artifacts: list[ArtifactFile] = Field(default_factory=list)
     duration_seconds: float = 0.0
     resumed_from_step: int | None = None
+    parallelism: str | None = Field(
+        default=None,
+        description="How the training processes split the model: fsdp (sharded weights,"
+        " gradients and optimizer state), replicated (a copy per process) or single.",
+    )
     evaluation: TrainingEvaluation | None = Field(
         default=None, description="spec.evaluation's figures (samples shortened)."
     )

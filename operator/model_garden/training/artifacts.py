@@ -44,10 +44,15 @@ def fresh(folder: Path) -> Path:
 
 
 def save_weights(
-    config: TrainingConfig, loaded: Any, tokenizer: Any, output_dir: Path
+    config: TrainingConfig,
+    loaded: Any,
+    tokenizer: Any,
+    output_dir: Path,
+    state_dict: dict[str, Any] | None = None,
 ) -> list[tuple[ArtifactKind, Path]]:
     """Write the weights and tokenizer of every artifact; the merge reloads the base at the
-    revision training used."""
+    revision training used. ``state_dict``: a sharded model's full weights (fsdp.py), written
+    as the model's own class writes them."""
     spec = config.spec
     saved: list[tuple[ArtifactKind, Path]] = []
 
@@ -58,7 +63,15 @@ def save_weights(
         return folder
 
     def save_model(folder: Path) -> None:
-        loaded.model.save_pretrained(folder, safe_serialization=True)
+        if state_dict is None:
+            loaded.model.save_pretrained(folder, safe_serialization=True)
+            return
+        from .fsdp import plain_class
+
+        loaded.model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
+        # config.json names the model's own class, not FSDP's subclass of it
+        loaded.model.config.architectures = [plain_class(loaded.model).__name__]
+        loaded.model.config.save_pretrained(folder)
 
     if str(spec.method.type) == "full":
         write(ArtifactKind.FULL, output_dir / "full", save_model)
@@ -121,10 +134,11 @@ def save_artifacts(
     hardware: str,
     output_dir: Path,
     evaluation: TrainingEvaluation | None = None,
+    state_dict: dict[str, Any] | None = None,
 ) -> list[ArtifactFile]:
     """Weights, then the final carbon figure, then cards, eval.json and digests (see the
     module doc)."""
-    saved = save_weights(config, loaded, tokenizer, output_dir)
+    saved = save_weights(config, loaded, tokenizer, output_dir, state_dict)
     return finalize(
         config, loaded, saved, metrics, final_carbon(), hardware, output_dir, evaluation
     )

@@ -144,19 +144,30 @@ def save(
     scheduler: Any,
     state: dict[str, Any],
     full: bool,
+    gathered: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> Path:
-    """Save the trainable weights + optimizer/scheduler/RNG state atomically (runtime only)."""
+    """Save the trainable weights + optimizer/scheduler/RNG state atomically (runtime only).
+
+    ``gathered``: (full weights, full optimizer state) a sharded model gathered for rank 0
+    (fsdp.full_state); the weights keep the names and the one-entry-per-tied-weight of an
+    unsharded model's checkpoint, the optimizer state is keyed by parameter name."""
     import random
 
     import torch
     from safetensors.torch import save_file
 
     tmp = begin(root, step)
-    weights = trainable_state(model, full)
+    if gathered is None:
+        weights = trainable_state(model, full)
+        optimizer_state = optimizer.state_dict()
+    else:
+        names = trainable_state(model, full)
+        weights = {k: v for k, v in gathered[0].items() if k in names}
+        optimizer_state = gathered[1]
     save_file(
         {k: v.detach().contiguous().cpu() for k, v in weights.items()}, tmp / "weights.safetensors"
     )
-    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")  # plain: see load_plain
     rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
     torch.save(rng, tmp / "rng.pt")
@@ -172,8 +183,14 @@ def trainable_state(model: Any, full: bool) -> dict[str, Any]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def load(path: Path, model: Any, optimizer: Any, scheduler: Any, full: bool) -> dict[str, Any]:
-    """Restore a checkpoint saved by :func:`save`; returns its trainer state."""
+def load(
+    path: Path, model: Any, optimizer: Any, scheduler: Any, full: bool, sharded: bool = False
+) -> dict[str, Any]:
+    """Restore a checkpoint saved by :func:`save`; returns its trainer state.
+
+    ``sharded`` (FSDP): the checkpoint is full, every process reads it and keeps its shards
+    (collective: every process calls this). A sharded run's optimizer state names its
+    parameters, one process's numbers them: either loads into either (fsdp.py)."""
     import random
 
     import torch
@@ -184,13 +201,22 @@ def load(path: Path, model: Any, optimizer: Any, scheduler: Any, full: bool) -> 
     missing = [k for k in weights if k not in params]
     if missing:
         raise RuntimeError(f"checkpoint {path} does not match the model: {missing[:3]}")
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
     optimizer_state = load_plain(path / "optimizer.pt")
     scheduler_state = load_plain(path / "scheduler.pt")
     rng = load_plain(path / "rng.pt")
-    optimizer.load_state_dict(optimizer_state)
+    from .fsdp import keyed_by_name, load_full_state, named_optimizer_state
+
+    named = keyed_by_name(optimizer_state)  # written by a sharded run
+    if sharded or named:  # either side sharded: load by parameter name
+        if not named:
+            trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+            optimizer_state = named_optimizer_state(optimizer_state, trainable)
+        load_full_state(model, optimizer, weights, optimizer_state)
+    else:
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[name].copy_(value)
+        optimizer.load_state_dict(optimizer_state)
     scheduler.load_state_dict(scheduler_state)
     version, internal, gauss = rng["python"]
     random.setstate((version, tuple(internal), gauss))

@@ -1,4 +1,5 @@
-"""Data-parallel training across processes (``torchrun``): one replica of the model per process.
+"""Data-parallel training across processes (``torchrun``): a replica of the model per process
+(LoRA, QLoRA), or shards of it (full fine-tuning, FSDP: fsdp.py).
 
 Why not ``DistributedDataParallel``: our loop (loop.py) calls the decoder and the LM head apart,
 so the head runs only where a label is. DDP synchronises gradients from hooks that its own
@@ -11,16 +12,20 @@ tokenised dataset, so it is computed without communication), so the summed gradi
 of one process running all those micro-batches: N processes with accumulation A train exactly
 like one process with accumulation N x A (tests/ml/test_distributed_training.py checks it).
 
-What is replicated: every process holds all weights and optimizer state (LoRA and QLoRA: the
-base once per GPU, adapters tiny; full fine-tuning: the whole model per GPU, so it must fit one
-GPU). Sharding weights across GPUs (FSDP) is not implemented: the loop's split decoder/head call
-would need FSDP2 per-module wrapping, which cannot be tested here (docs/training.md says so).
+What is replicated: for LoRA and QLoRA every process holds all weights and optimizer state
+(the base once per GPU, adapters tiny). Full fine-tuning on more than one process is sharded
+instead (FSDP2, fsdp.py): each process holds 1/N of the weights, gradients and optimizer state;
+FSDP reduce-scatters the gradients itself, so the explicit ``all_reduce`` here then sums only
+the step's loss and token counts, and every process runs as many micro-batches
+(:func:`padded_shard`). tests/ml/test_fsdp_training.py checks that it trains like one process.
 
 Who writes: rank 0 alone claims the output directory, writes checkpoints, artifacts, the
 progress server, the history and the result, and meters carbon for the node (CodeCarbon reads
 the whole machine's RAPL/NVML counters, so one meter per node counts every GPU once; on more
 than one node only node 0 is metered and the figure says so). Other ranks read the checkpoint
-rank 0 chose once it is ready (:func:`barrier`).
+rank 0 chose once it is ready (:func:`barrier`). Sharded (FSDP), the other ranks also take part
+in what needs the whole model (evaluations, gathering the state to write): those are
+collectives, rank 0 still writes alone.
 
 Stopping: SIGTERM reaches each process at a slightly different time, and the carbon budget is
 only known to rank 0; a process that stopped alone would leave the others blocked in the next
@@ -99,6 +104,18 @@ def shard(micro: Sequence[list[int]], world: World) -> list[list[int]]:
     return list(micro[world.rank :: world.size])
 
 
+def padded_shard(micro: Sequence[list[int]], world: World) -> list[tuple[list[int], float]]:
+    """This process's micro-batches of one step with their weights, padded so that every
+    process runs as many: under FSDP each forward and backward is a collective, so a process
+    that ran one fewer would leave the others waiting. A padding repeats a micro-batch of the
+    step with weight 0 (it adds no gradient, loss or tokens)."""
+    if not micro:
+        return []
+    mine: list[tuple[list[int], float]] = [(list(b), 1.0) for b in shard(micro, world)]
+    rounds = -(-len(micro) // world.size)
+    return mine + [(list(micro[0]), 0.0)] * (rounds - len(mine))
+
+
 def encode_stop(reason: str | None) -> int:
     """The code :func:`agree_stop` exchanges for a stop reason (0: none; unknown: SIGTERM)."""
     if not reason:
@@ -158,6 +175,19 @@ def barrier(world: World) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def rank0_says(world: World, flag: bool) -> bool:
+    """Rank 0's ``flag`` on every process (e.g. "this step needs a checkpoint", which only
+    rank 0, the writer, can tell), for a decision that starts a collective."""
+    if not world.distributed:
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([int(flag)], dtype=torch.int64, device=_device_of(world))
+    dist.broadcast(value, src=0)
+    return bool(value.item())
 
 
 def agree_stop(world: World, reason: str | None) -> str | None:

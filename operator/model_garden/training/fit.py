@@ -16,8 +16,10 @@ from model_garden.api.contracts import Outcome, TrainingMetrics, TrainingResult,
 from model_garden.carbon.tracker import TrainingCarbonTracker
 
 from .artifacts import hardware_name, save_artifacts
+from .distributed import rank0_says
 from .evaluation import run_evaluation
 from .exits import EXIT_TERMINATED, exit_code
+from .fsdp import full_weights, reshard
 from .loop import Interrupted, LoopState, evaluate, train
 from .resume import Resumed, save_checkpoint
 from .session import Finished, RunContext, log
@@ -72,14 +74,21 @@ class Fit:
     def on_step(self, st: LoopState, loss: float, lr: float, tokens: int, epoch: float) -> None:
         """After each step: progress and carbon, the periodic eval + checkpoint, the log line,
         and the budget check (it stops the loop at the next boundary, like SIGTERM). Under
-        torchrun only rank 0 does this: the step's figures are already global."""
+        torchrun only rank 0 does this: the step's figures are already global. Sharded
+        (FSDP), every process joins the eval and the checkpoint: their forwards and the
+        gathering of the full state are collectives."""
+        total = self.model.total
+        due = st.step % self.ctx.config.spec.checkpointing.every_steps == 0 and st.step < total
         if not self.ctx.world.main:
+            if due and self.model.sharded:
+                st.eval_loss = self.evaluate()
+                self.checkpoint()
             return
-        tracker, total = self.ctx.tracker, self.model.total
+        tracker = self.ctx.tracker
         tracker.step_done(st.step, epoch, loss, lr, tokens)
         rep = self.carbon.report()
         tracker.set_carbon(rep.energy_kwh, rep.emissions_kg, str(rep.method))
-        if st.step % self.ctx.config.spec.checkpointing.every_steps == 0 and st.step < total:
+        if due:
             st.eval_loss = self.evaluate()
             self.checkpoint()
         snap = tracker.snapshot()
@@ -100,10 +109,11 @@ class Fit:
         """The initial eval (once per run, kept across restarts), then the steps; a stop
         request checkpoints and ends the run (:class:`Finished`)."""
         ctx, st, spec = self.ctx, self.state, self.ctx.config.spec
-        if st.initial_eval_loss is None and ctx.world.main:
+        if st.initial_eval_loss is None and (ctx.world.main or self.model.sharded):
             ctx.tracker.set_state(TrainingState.EVALUATING)
-            st.initial_eval_loss = self.evaluate()
-            log("initial eval", eval_loss=st.initial_eval_loss)
+            st.initial_eval_loss = self.evaluate()  # sharded: every process (collective)
+            if ctx.world.main:
+                log("initial eval", eval_loss=st.initial_eval_loss)
         ctx.tracker.start_training()
         m, hp = self.model, spec.hyperparameters
         try:
@@ -125,6 +135,7 @@ class Fit:
                 on_step=self.on_step,
                 should_stop=ctx.flag,
                 world=ctx.world,
+                sharded=m.sharded,
             )
         except Interrupted as stop:
             raise Finished(*self.interrupted(stop.reason)) from stop
@@ -133,7 +144,10 @@ class Fit:
         """Checkpoint where the loop stopped (unless that step already has one) and say why."""
         ctx, st = self.ctx, self.state
         ctx.tracker.set_state(TrainingState.SAVING)
-        if ctx.world.main and not (self.root / f"checkpoint-{st.step}").exists() and st.step > 0:
+        needed = ctx.world.main and not (self.root / f"checkpoint-{st.step}").exists()
+        if self.model.sharded:  # every process gathers the state: rank 0's answer for all
+            needed = rank0_says(ctx.world, needed)
+        if needed and st.step > 0:
             self.checkpoint()
         ctx.base.metrics = metrics_of(st, self.model.steps_per_epoch, self.tokens.train.truncated)
         if reason == "CarbonBudgetExceeded":
@@ -146,19 +160,25 @@ class Fit:
         """The final eval, then the weights, the final carbon figure (merge included, so the
         model cards and the result agree), cards and digests: the succeeded result. Under
         torchrun rank 0 alone evaluates and saves; the others end here (their result is not
-        written: rank 0's is the run's)."""
+        written: rank 0's is the run's). Sharded (FSDP), every process joins the evaluations
+        and the gathering of the full weights (collectives); rank 0 writes them."""
         ctx, st = self.ctx, self.state
-        if not ctx.world.main:
-            message = f"rank {ctx.world.rank}: {st.step} steps; rank 0 saves and reports"
-            done = {"outcome": Outcome.SUCCEEDED, "reason": "Completed", "message": message}
-            return ctx.base.model_copy(update=done)
+        done = {"outcome": Outcome.SUCCEEDED, "reason": "Completed"}
+        rank_n = f"rank {ctx.world.rank}: {st.step} steps; rank 0 saves and reports"
+        sharded = self.model.sharded
+        if not ctx.world.main and not sharded:
+            return ctx.base.model_copy(update={**done, "message": rank_n})
         ctx.tracker.set_state(TrainingState.EVALUATING)
         st.eval_loss = self.evaluate()
-        log("final eval", eval_loss=st.eval_loss, initial=st.initial_eval_loss)
         loaded = self.model.loaded
         evaluation = run_evaluation(
             ctx.config, loaded, self.tokens.tokenizer, self.tokens.eval, st.eval_loss
         )
+        reshard(loaded.model)  # the samples' forwards left the root gathered
+        weights = full_weights(loaded.model) if sharded else None
+        if not ctx.world.main:
+            return ctx.base.model_copy(update={**done, "message": rank_n})
+        log("final eval", eval_loss=st.eval_loss, initial=st.initial_eval_loss)
         ctx.tracker.set_state(TrainingState.SAVING)
         metrics = metrics_of(st, self.model.steps_per_epoch, self.tokens.train.truncated)
         artifacts = save_artifacts(
@@ -170,12 +190,12 @@ class Fit:
             hardware_name(loaded.device, ctx.threads),
             Path(ctx.config.runtime.output_dir),
             evaluation,
+            weights,
         )
         message = f"{st.step} steps; eval loss {st.initial_eval_loss} -> {st.eval_loss}"
         short = evaluation.shortened() if evaluation is not None else None
         update: dict[str, object] = {
-            "outcome": Outcome.SUCCEEDED,
-            "reason": "Completed",
+            **done,
             "message": message,
             "metrics": metrics,
             "artifacts": artifacts,

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batching import collate, plan_epoch, step_batches
-from .distributed import SINGLE, World, agree_stop, all_reduce_step, shard
+from .distributed import SINGLE, World, agree_stop, all_reduce_step, padded_shard, shard
+from .fsdp import SPLIT_FORWARD, reshard
 from .tokenize import IGNORE_INDEX
 
 
@@ -51,18 +52,29 @@ def _head_parts(model: Any) -> tuple[Any, Any, float | None] | None:
 
 def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     """(sum of token losses, label count) with logits only where a label is."""
-    import torch
     import torch.nn.functional as F
 
     labels = batch["labels"]
     target = labels[:, 1:]
     keep = target != IGNORE_INDEX
     count = int(keep.sum())
-    parts = _head_parts(model)
-    if parts is None:  # a model without the standard decoder/head split: full logits
+    if _head_parts(model) is None:  # a model without the standard decoder/head split
         out = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"))
         logits = out.logits[:, :-1][keep].float()
         return F.cross_entropy(logits, target[keep], reduction="sum"), count
+    # under FSDP the root registered this call as a forward of its own (fsdp.py)
+    split = getattr(model, SPLIT_FORWARD, None)
+    logits = split(batch, keep) if split is not None else label_logits(model, batch, keep)
+    return F.cross_entropy(logits, target[keep], reduction="sum"), count
+
+
+def label_logits(model: Any, batch: dict[str, Any], keep: Any) -> Any:
+    """The decoder, then the head on the labelled positions only (fp32 logits)."""
+    import torch
+
+    parts = _head_parts(model)
+    if parts is None:
+        raise ValueError("the model has no decoder/head split")
     decoder, head, softcap = parts
     out = decoder(
         input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"), use_cache=False
@@ -72,7 +84,7 @@ def loss_sum(model: Any, batch: dict[str, Any]) -> tuple[Any, int]:
     logits = head(selected).float()
     if softcap:
         logits = torch.tanh(logits / softcap) * softcap
-    return F.cross_entropy(logits, target[keep], reduction="sum"), count
+    return logits
 
 
 def evaluate(
@@ -99,6 +111,7 @@ def evaluate(
             s, n = loss_sum(model, batch)
             total += float(s)
             count += n
+    reshard(model)  # FSDP: free the root's gathered weights (no backward will)
     if was_training:
         model.train()
     return total / max(count, 1)
@@ -124,6 +137,7 @@ def train(
     should_stop: Callable[[], str | None],
     clip: float = 1.0,
     world: World = SINGLE,
+    sharded: bool = False,
 ) -> LoopState:
     """Run optimizer steps from ``state.step`` to ``total_steps``.
 
@@ -134,11 +148,19 @@ def train(
     ``accumulation x world.size`` micro-batches, each process runs its share, the gradients
     are summed before the step, and ``loss``/``tokens`` are the step's global figures; the
     processes agree on stopping, so they stop at the same step.
+
+    ``sharded`` (FSDP, see fsdp.py): FSDP reduce-scatters the gradients itself, as a mean over
+    the processes, so the loss is scaled by ``world.size`` and only the figures are summed
+    here; every process runs as many micro-batches (zero-weighted padding), since each
+    forward is a collective.
     """
+
     import torch
 
     lengths = [len(x) for x in ids]
     params = [p for p in model.parameters() if p.requires_grad]
+    if sharded:  # the optimizer's: the module may hold the root's gathered copies (fsdp.py)
+        params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
     while state.step < total_steps:
         epoch = state.step // steps_per_epoch
@@ -157,13 +179,18 @@ def train(
                 sum(1 for t in labels[i][1:] if t != IGNORE_INDEX) for b in micro for i in b
             )
             step_loss, step_tokens = 0.0, 0
-            for b in shard(micro, world):
+            mine = (
+                padded_shard(micro, world) if sharded else [(b, 1.0) for b in shard(micro, world)]
+            )
+            scale = world.size if sharded else 1
+            for b, weight in mine:
                 batch = collate([ids[i] for i in b], [labels[i] for i in b], pad_id, device)
                 s, _ = loss_sum(model, batch)
-                (s / max(n_labels, 1)).backward()
-                step_loss += float(s.detach())
-                step_tokens += sum(lengths[i] for i in b)
-            summed = all_reduce_step(world, params, [step_loss, float(step_tokens)])
+                (s * (weight * scale) / max(n_labels, 1)).backward()  # x1.0: as before, bit for bit
+                step_loss += weight * float(s.detach())
+                step_tokens += round(weight) * sum(lengths[i] for i in b)
+            reduced = [] if sharded else params  # FSDP reduced the gradients already
+            summed = all_reduce_step(world, reduced, [step_loss, float(step_tokens)])
             step_loss, step_tokens = summed[0], round(summed[1])
             if clip:
                 torch.nn.utils.clip_grad_norm_(params, clip)

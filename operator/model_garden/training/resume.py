@@ -75,7 +75,9 @@ def open_checkpoints(ctx: RunContext, model: Model, carbon: TrainingCarbonTracke
     latest = checkpoints.latest_checkpoint(root)
     if latest is not None:
         full = str(ctx.config.spec.method.type) == "full"
-        saved = checkpoints.load(latest, model.loaded.model, model.optimizer, model.scheduler, full)
+        saved = checkpoints.load(
+            latest, model.loaded.model, model.optimizer, model.scheduler, full, model.sharded
+        )
         state = loop_state(saved)
         previous = EnergySplit(**saved.get("energy", {}))
         ctx.base.resumed_from_step = state.step
@@ -88,9 +90,19 @@ def open_checkpoints(ctx: RunContext, model: Model, carbon: TrainingCarbonTracke
 def save_checkpoint(
     ctx: RunContext, model: Model, root: Path, state: LoopState, energy: EnergySplit
 ) -> None:
-    """An atomic checkpoint of this step, then prune to ``checkpointing.keep``."""
+    """An atomic checkpoint of this step, then prune to ``checkpointing.keep``.
+
+    Sharded (FSDP): every process calls this, since gathering the full state is collective;
+    rank 0 alone writes it."""
     spec = ctx.config.spec
     full = str(spec.method.type) == "full"
+    gathered = None
+    if model.sharded:
+        from .fsdp import full_state
+
+        gathered = full_state(model.loaded.model, model.optimizer)
+    if not ctx.world.main:
+        return
     path = checkpoints.save(
         root,
         state.step,
@@ -99,6 +111,7 @@ def save_checkpoint(
         model.scheduler,
         saved_fields(state, energy, model.total),
         full,
+        gathered,
     )
     pruned = checkpoints.prune(root, spec.checkpointing.keep)
     log("checkpoint", path=str(path), pruned=[p.name for p in pruned])

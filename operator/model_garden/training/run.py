@@ -97,7 +97,8 @@ def _stages(ctx: RunContext) -> tuple[TrainingResult, int]:
         return ctx.terminated(0), EXIT_TERMINATED
     model = load_model(ctx, tokens, backend, why)
     resumed = open_checkpoints(ctx, model, carbon)
-    distributed.broadcast_trainable(ctx.world, model.loaded.model)  # one start for all ranks
+    if not model.sharded:  # one start for all ranks (FSDP shards the same files' weights)
+        distributed.broadcast_trainable(ctx.world, model.loaded.model)
     return fit(ctx, tokens, model, carbon, resumed), 0
 
 

@@ -122,6 +122,7 @@ class RunContext:
             method=b.method,
             base_model=b.base_model,
             resumed_from_step=b.resumed_from_step,
+            parallelism=b.parallelism,
             metrics=b.metrics,
         )
 

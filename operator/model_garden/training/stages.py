@@ -33,6 +33,8 @@ from .backends import (
 from .batching import steps_per_epoch, total_steps
 from .datasets import DatasetError, DatasetReport, load_examples, split_eval
 from .exits import EXIT_FAILED
+from .fsdp import FSDP, SINGLE, local_parameter_bytes, parallelism, parameter_bytes, shard
+from .loop import label_logits
 from .session import Finished, RunContext, default_threads, log
 from .tokenize import Tokenized, resolve_template, tokenize_examples
 
@@ -65,6 +67,12 @@ class Model:
     scheduler: Any
     total: int
     steps_per_epoch: int
+    parallelism: str = SINGLE
+    """How the processes split the model (fsdp.py): ``fsdp``, ``replicated`` or ``single``."""
+
+    @property
+    def sharded(self) -> bool:
+        return self.parallelism == FSDP
 
 
 def claim_output(ctx: RunContext) -> None:
@@ -197,6 +205,18 @@ def load_model(ctx: RunContext, tokens: Tokens, backend: str, why: str) -> Model
     accumulation = hp.gradient_accumulation_steps * ctx.world.size
     spe = steps_per_epoch(n_train, hp.batch_size, accumulation)
     total = total_steps(n_train, hp.batch_size, accumulation, hp.epochs, hp.max_steps)
+    strategy = parallelism(str(ctx.config.spec.method.type), ctx.world.size)
+    ctx.base.parallelism = strategy
+    if strategy == FSDP:  # before the optimizer: sharding replaces the parameters
+        full_bytes = parameter_bytes(loaded.model)
+        shard(loaded.model, label_logits)
+        log(
+            "sharded",
+            parallelism=strategy,
+            processes=ctx.world.size,
+            parameter_bytes=full_bytes,
+            local_parameter_bytes=local_parameter_bytes(loaded.model),
+        )
     params = [p for p in loaded.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=decimal_value(hp.learning_rate), weight_decay=decimal_value(hp.weight_decay)
@@ -207,4 +227,4 @@ def load_model(ctx: RunContext, tokens: Tokens, backend: str, why: str) -> Model
         num_warmup_steps=math.ceil(total * decimal_value(hp.warmup_ratio)),
         num_training_steps=total,
     )
-    return Model(loaded, optimizer, scheduler, total, spe)
+    return Model(loaded, optimizer, scheduler, total, spe, strategy)
