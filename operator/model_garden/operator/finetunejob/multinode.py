@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from model_garden.api import FineTuneJob
 from model_garden.api.common import ConditionStatus
 from model_garden.api.finetunejob import Backend
 
+from ..discovered import Discovered
 from ..plan import Plan
 from ..status import StatusDraft
 
@@ -107,29 +107,12 @@ def discover(call: Call) -> Engines:
     return engines(groups, resources)
 
 
-class EngineCache:
-    """The engines as last discovered, asked again once ``ttl`` seconds passed: installing
-    Trainer or JobSet later is seen without one discovery round per reconcile. A failed
-    discovery keeps the previous answer (at first it raises, and the reconcile is retried)."""
+class EngineCache(Discovered[Engines]):
+    """The engines as last discovered (:class:`Discovered`): installing Trainer or JobSet later
+    is seen without one discovery round per reconcile."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._value: Engines | None = None
-        self._at = 0.0
-        self._lock = threading.Lock()
-
-    def current(self, call: Call, ttl: float) -> Engines:
-        with self._lock:
-            now = self._clock()
-            if self._value is None or now - self._at >= ttl:
-                try:
-                    self._value = discover(call)
-                except (ApiException, OSError) as exc:
-                    if self._value is None:
-                        raise
-                    log.warning("engine discovery failed (%s); keeping the last answer", exc)
-                self._at = now
-            return self._value
+        super().__init__(discover, "engine discovery", clock)
 
 
 # --- the trainer's command ------------------------------------------------------------------------

@@ -13,13 +13,14 @@ periodically) without one discovery round per reconcile.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+
+from ..discovered import Discovered
 
 log = logging.getLogger(__name__)
 
@@ -101,28 +102,9 @@ def discover(call: Call) -> Platform:
     return platform(groups, resources)
 
 
-class DiscoveryCache:
-    """The platform as last discovered, asked again once ``ttl`` seconds passed (0: always).
-
-    A failed discovery keeps the previous answer (at first it raises: the reconcile is retried):
-    a transient API error must not make a deployment look as if its autoscaler were gone.
-    """
+class DiscoveryCache(Discovered[Platform]):
+    """The platform as last discovered (:class:`Discovered`): a transient API error must not
+    make a deployment look as if its autoscaler were gone."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._value: Platform | None = None
-        self._at = 0.0
-        self._lock = threading.Lock()
-
-    def current(self, call: Call, ttl: float) -> Platform:
-        with self._lock:
-            now = self._clock()
-            if self._value is None or now - self._at >= ttl:
-                try:
-                    self._value = discover(call)
-                except (ApiException, OSError) as exc:
-                    if self._value is None:
-                        raise
-                    log.warning("API discovery failed (%s); keeping the last answer", exc)
-                self._at = now
-            return self._value
+        super().__init__(discover, "API discovery", clock)
