@@ -266,30 +266,13 @@ def bench_model(
     print(f"  naive: {base.rps:.2f} req/s {base.tps:.1f} tok/s", flush=True)
     report["naive"] = {"rps": base.rps, "tps": base.tps}
 
-    port, meter_port = free_port(), free_port()
-    config = ServingConfig(
-        deployment=Identity(name=f"bench-{name}"),
-        spec=InferenceDeploymentSpec(model_version="bench", engine=Engine(max_model_len=512)),
-        model=ServedArtifact(name=name, path=str(model_dir)),
-        ports=ServingPorts(api=port, meter=meter_port),
-        host="127.0.0.1",
-        device="cpu",
-    )
-    config_path = work / f"{name}-config.json"
-    write_document(config, config_path)
+    config = bench_config(name, model_dir, [])
+    port = config.ports.api
     env = runtime_env()
     env.pop("MODEL_GARDEN_API_KEY", None)
     launcher, start_s, cpu = run_server(
         "launcher",
-        [
-            sys.executable,
-            "-m",
-            "model_garden.serving",
-            "--config",
-            str(config_path),
-            "--state-file",
-            str(work / f"{name}-meter.json"),
-        ],
+        launcher_argv(config, work, name),
         env,
         f"http://127.0.0.1:{port}",
         name,
@@ -309,23 +292,11 @@ def bench_model(
         # shared machine: by default it reserves 92% of the NUMA node's memory (its
         # gpu_memory_utilization applies to CPU memory) and refuses to start when that is not free.
         # Every flag stays at vLLM's default.
-        defaults_env = runtime_env(extra={"VLLM_CPU_KVCACHE_SPACE": "1"})
+        defaults_env = runtime_env(extra=ENV)
         try:
             defaults, start_s, _ = run_server(
                 "defaults",
-                [
-                    sys.executable,
-                    "-m",
-                    "vllm.entrypoints.openai.api_server",
-                    "--model",
-                    str(model_dir),
-                    "--served-model-name",
-                    name,
-                    "--port",
-                    str(port),
-                    "--host",
-                    "127.0.0.1",
-                ],
+                vllm_argv(model_dir, name, port, []),
                 defaults_env,
                 f"http://127.0.0.1:{port}",
                 name,
