@@ -28,6 +28,7 @@ from ml.test_training_support import (
     wait,
     wait_for_checkpoint,
 )
+from model_garden.api.contracts import TrainingResult
 from model_garden.runtime import runtime_env, runtime_python
 from model_garden.training.run import EXIT_TERMINATED
 
@@ -61,6 +62,36 @@ def step_losses(work: Path) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in trainer_events(work, "step")}
 
 
+def stop_and_resume(
+    two: Path, one: Path, steps: int
+) -> tuple[int, dict[int, float], TrainingResult, float]:
+    """The two-process run (config ``two``) beside the one-process reference (``one``):
+    SIGTERM the launcher once a checkpoint exists (both ranks stop at one boundary), then rerun
+    it to the end from rank 0's checkpoint. Returns the first checkpoint's step, the step losses
+    logged before the stop, the stopped run's result, and the seconds it all took."""
+    reference = start_trainer(one)
+    launcher = start_distributed(two)
+    started = time.monotonic()
+    try:
+        first = wait_for_checkpoint(launcher, two.parent / "checkpoints", above=0)
+        launcher.send_signal(signal.SIGTERM)
+        code = wait(launcher, two.parent)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert code == EXIT_TERMINATED, trainer_log(two.parent)[-4000:]
+    stopped = result_of(two.parent)
+    assert stopped.reason == "Terminated", stopped
+    before = step_losses(two.parent)
+    assert first <= max(before) < steps, before
+
+    (two.parent / "termination-log").write_text("", encoding="utf-8")
+    code = wait(start_distributed(two), two.parent)
+    assert code == 0, trainer_log(two.parent)[-5000:]
+    assert wait(reference, one.parent) == 0, trainer_log(one.parent)[-4000:]
+    return first, before, stopped, time.monotonic() - started
+
+
 def test_two_processes_train_like_one_with_double_accumulation(
     tiny_model: Path, tmp_path: Path
 ) -> None:
@@ -80,29 +111,7 @@ def test_two_processes_train_like_one_with_double_accumulation(
         },
         **{k: v for k, v in common.items() if k not in ("steps", "batch_size")},
     )
-    reference = start_trainer(one)
-    launcher = start_distributed(two)
-    started = time.monotonic()
-    try:
-        # SIGTERM the launcher once a checkpoint exists: both ranks stop at one boundary
-        first = wait_for_checkpoint(launcher, two.parent / "checkpoints", above=0)
-        launcher.send_signal(signal.SIGTERM)
-        code = wait(launcher, two.parent)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert code == EXIT_TERMINATED, trainer_log(two.parent)[-4000:]
-    stopped = result_of(two.parent)
-    assert stopped.reason == "Terminated", stopped
-    before = step_losses(two.parent)
-    assert first <= max(before) < STEPS, before
-
-    # the rerun resumes from rank 0's checkpoint and finishes
-    (two.parent / "termination-log").write_text("", encoding="utf-8")
-    code = wait(start_distributed(two), two.parent)
-    assert code == 0, trainer_log(two.parent)[-5000:]
-    assert wait(reference, one.parent) == 0, trainer_log(one.parent)[-4000:]
-    seconds = time.monotonic() - started
+    first, before, _, seconds = stop_and_resume(two, one, STEPS)
 
     result = result_of(two.parent)
     assert result.outcome == "Succeeded" and result.backend == "transformers", result

@@ -13,25 +13,18 @@ sample (generation on the sharded model, every rank in lockstep) is the one-proc
 from __future__ import annotations
 
 import json
-import signal
-import time
 from pathlib import Path
 
 import pytest
 
 from harness.runtime import run_runtime
-from ml.test_distributed_training import start_distributed, step_losses
+from ml.test_distributed_training import step_losses, stop_and_resume
 from ml.test_training_support import (
     result_of,
-    start_trainer,
     trainer_events,
-    trainer_log,
     training_config,
     training_data,
-    wait,
-    wait_for_checkpoint,
 )
-from model_garden.training.run import EXIT_TERMINATED
 
 pytestmark = pytest.mark.ml
 
@@ -73,27 +66,8 @@ def test_two_processes_shard_a_full_fine_tune_and_train_like_one(
         },
         **common,
     )
-    started = time.monotonic()
-    reference = start_trainer(one)
-    launcher = start_distributed(two)
-    try:
-        first = wait_for_checkpoint(launcher, two.parent / "checkpoints", above=0)
-        launcher.send_signal(signal.SIGTERM)
-        code = wait(launcher, two.parent)
-    finally:
-        if launcher.poll() is None:
-            launcher.kill()
-    assert code == EXIT_TERMINATED, trainer_log(two.parent)[-4000:]
-    stopped = result_of(two.parent)
-    assert stopped.reason == "Terminated" and stopped.parallelism == "fsdp", stopped
-    before = step_losses(two.parent)
-    assert first <= max(before) < STEPS, before
-
-    (two.parent / "termination-log").write_text("", encoding="utf-8")
-    code = wait(start_distributed(two), two.parent)
-    assert code == 0, trainer_log(two.parent)[-5000:]
-    assert wait(reference, one.parent) == 0, trainer_log(one.parent)[-4000:]
-    seconds = time.monotonic() - started
+    first, before, stopped, seconds = stop_and_resume(two, one, STEPS)
+    assert stopped.parallelism == "fsdp", stopped
 
     result = result_of(two.parent)
     assert result.outcome == "Succeeded" and result.parallelism == "fsdp", result
