@@ -23,23 +23,19 @@ as it follows a Job (workload.py). Pure functions but :func:`discover` and its
 from __future__ import annotations
 
 import copy
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from model_garden.api import FineTuneJob
 from model_garden.api.common import ConditionStatus
 from model_garden.api.finetunejob import Backend
 
-from ..discovered import Discovered
+from .. import discovered
+from ..discovered import Call, Discovered, group_versions, resource_lists
 from ..plan import Plan
 from ..status import StatusDraft
-
-log = logging.getLogger(__name__)
 
 TRAINJOB = ("trainer.kubeflow.org", "v1alpha1", "trainjobs")
 JOBSET = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
@@ -68,43 +64,21 @@ class Engines:
     jobset: bool = False
 
 
-def _served(groups: Mapping[str, Any], group: str, version: str) -> bool:
-    for entry in groups.get("groups") or []:
-        if entry.get("name") == group:
-            return any(v.get("version") == version for v in entry.get("versions") or [])
-    return False
-
-
 def engines(groups: Mapping[str, Any], resources: Mapping[tuple[str, str], set[str]]) -> Engines:
     """The :class:`Engines` from ``/apis`` (an APIGroupList) and the listed group-versions'
     resource names: a group alone is not enough, its kind's resource must be served."""
 
     def serves(group: str, version: str, resource: str) -> bool:
-        return _served(groups, group, version) and resource in resources.get(
-            (group, version), set()
-        )
+        return discovered.serves(groups, resources, group, version, resource)
 
     return Engines(trainjob=serves(*TRAINJOB), jobset=serves(*JOBSET))
 
 
-Call = Callable[..., Any]
-"""``Executor.call``: (method, path) -> decoded JSON, raising ApiException on non-2xx."""
-
-
 def discover(call: Call) -> Engines:
-    """Ask the API server: one GET of ``/apis``, one per engine group-version it lists
-    (non-resource discovery URLs: no RBAC rule needed)."""
+    """Ask the API server: one GET of ``/apis``, one per engine group-version it lists."""
     groups = call("GET", "/apis")
-    resources: dict[tuple[str, str], set[str]] = {}
-    for group, version, _ in (TRAINJOB, JOBSET):
-        if not _served(groups, group, version):
-            continue
-        try:
-            listing = call("GET", f"/apis/{group}/{version}")
-        except ApiException:  # listed but not answering: as if absent, asked again next time
-            continue
-        resources[(group, version)] = {str(r.get("name")) for r in listing.get("resources") or []}
-    return engines(groups, resources)
+    listed = [(g, v) for g, v, _ in (TRAINJOB, JOBSET) if v in group_versions(groups, g)]
+    return engines(groups, resource_lists(call, listed))
 
 
 class EngineCache(Discovered[Engines]):

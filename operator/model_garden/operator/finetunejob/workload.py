@@ -16,11 +16,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from model_garden.api import FineTuneJob
 
 from .. import observe as obs
+from ..discovered import Call, get_or_none
 from . import multinode
 from .diagnose import Diagnosis
 from .objects import job_name
@@ -152,19 +151,10 @@ def path(kind: str, namespace: str, name: str) -> str:
     return f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}"
 
 
-def _get(call: multinode.Call, url: str) -> dict[str, Any] | None:
-    try:
-        return dict(call("GET", url))
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-
-
 def observe(
     ftj: FineTuneJob,
     pods: list[dict[str, Any]],
-    call: multinode.Call,
+    call: Call,
     cache: multinode.EngineCache,
     ttl: float,
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], multinode.Engines | None]:
@@ -182,7 +172,7 @@ def observe(
         engines = cache.current(call, ttl)
         kind = multinode.choose(ftj.spec.nodes, engines).kind
     name = ftj.status.job_name or job_name(ftj.metadata.name)
-    workload = _get(call, path(kind, ns, name)) if kind else None
+    workload = get_or_none(call, path(kind, ns, name)) if kind else None
     if workload is None and engines is None:
         engines = cache.current(call, ttl)
     return workload, trainer_pods(pods), engines

@@ -12,17 +12,13 @@ periodically) without one discovery round per reconcile.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from ..discovered import Discovered
-
-log = logging.getLogger(__name__)
+from .. import discovered
+from ..discovered import Call, Discovered, group_versions, resource_lists
 
 KEDA = ("keda.sh", "v1alpha1", "scaledobjects")
 KEDA_HTTP = ("http.keda.sh", "v1alpha1", "httpscaledobjects")
@@ -49,28 +45,19 @@ class Platform:
     """gateway.networking.k8s.io/v1 (or v1beta1) when HTTPRoute is served; None otherwise."""
 
 
-def _versions(groups: Mapping[str, Any], group: str) -> list[str]:
-    for entry in groups.get("groups") or []:
-        if entry.get("name") == group:
-            return [str(v.get("version")) for v in entry.get("versions") or []]
-    return []
-
-
 def platform(groups: Mapping[str, Any], resources: Mapping[tuple[str, str], set[str]]) -> Platform:
     """The :class:`Platform` from ``/apis`` (an APIGroupList) and the resource names of the
     group-versions that were listed (``resources[(group, version)]``)."""
 
     def serves(group: str, version: str, resource: str) -> bool:
-        return version in _versions(groups, group) and resource in resources.get(
-            (group, version), set()
-        )
+        return discovered.serves(groups, resources, group, version, resource)
 
-    autoscaling = _versions(groups, AUTOSCALING)
+    autoscaling = group_versions(groups, AUTOSCALING)
     route = next((v for v in HTTPROUTE_VERSIONS if serves(GATEWAY, v, "httproutes")), None)
     return Platform(
         keda=serves(*KEDA),
         keda_http=serves(*KEDA_HTTP),
-        external_metrics=bool(_versions(groups, EXTERNAL_METRICS)),
+        external_metrics=bool(group_versions(groups, EXTERNAL_METRICS)),
         hpa_api_version="autoscaling/v2" if "v2" in autoscaling else "autoscaling/v2beta2",
         httproute_api_version=f"{GATEWAY}/{route}" if route else None,
     )
@@ -79,27 +66,13 @@ def platform(groups: Mapping[str, Any], resources: Mapping[tuple[str, str], set[
 def wanted_group_versions(groups: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The group-versions whose resource lists :func:`platform` reads (only those served)."""
     candidates = [KEDA[:2], KEDA_HTTP[:2], *((GATEWAY, v) for v in HTTPROUTE_VERSIONS)]
-    return [(g, v) for g, v in candidates if v in _versions(groups, g)]
-
-
-Call = Callable[..., Any]
-"""``Executor.call``: (method, path) -> decoded JSON, raising ApiException on non-2xx."""
+    return [(g, v) for g, v in candidates if v in group_versions(groups, g)]
 
 
 def discover(call: Call) -> Platform:
     """Ask the API server (one GET of /apis, one per candidate group-version present)."""
     groups = call("GET", "/apis")
-    resources: dict[tuple[str, str], set[str]] = {}
-    for group, version in wanted_group_versions(groups):
-        try:
-            listing = call("GET", f"/apis/{group}/{version}")
-        except ApiException as exc:  # listed but not answering (a broken aggregated API)
-            log.info("discovery of %s/%s failed: %s", group, version, exc.status)
-            continue
-        resources[(group, version)] = {
-            str(r.get("name")) for r in listing.get("resources") or [] if "/" not in r["name"]
-        }
-    return platform(groups, resources)
+    return platform(groups, resource_lists(call, wanted_group_versions(groups)))
 
 
 class DiscoveryCache(Discovered[Platform]):

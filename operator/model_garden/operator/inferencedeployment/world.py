@@ -11,22 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
-from .discovery import Call, DiscoveryCache, Platform
+from ..discovered import Call, get_or_none
+from .discovery import DiscoveryCache, Platform
 from .state import InferenceDeploymentWorld
 from .traffic import deployment_names
 
 Scalers = dict[tuple[str, str], dict[str, Any]]
-
-
-def _get(call: Call, path: str) -> dict[str, Any] | None:
-    try:
-        return dict(call("GET", path))
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
 
 
 def scaler_paths(platform: Platform, namespace: str, name: str) -> dict[str, str]:
@@ -66,11 +56,11 @@ def observe_platform(
     scalers: Scalers = {}
     for deployment in deployment_names(body, world.deployments) if autoscaled else []:
         for kind, path in scaler_paths(world.platform, namespace, deployment).items():
-            obj = _get(call, path)
+            obj = get_or_none(call, path)
             if obj is not None:
                 scalers[(kind, deployment)] = obj
     world.scalers = scalers
     route_api = world.platform.httproute_api_version
     if routed and route_api is not None:
-        route = _get(call, f"/apis/{route_api}/namespaces/{namespace}/httproutes/{name}")
+        route = get_or_none(call, f"/apis/{route_api}/namespaces/{namespace}/httproutes/{name}")
         world.route = route
