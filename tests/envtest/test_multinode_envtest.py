@@ -31,6 +31,7 @@ from envtest.test_operator import (
     result_message,
     wait_for,
 )
+from model_garden.operator.discovered import get_or_none
 from model_garden.operator.finetunejob import workload
 from model_garden.operator.runner import OperatorThread, load_client
 
@@ -47,11 +48,7 @@ CRD_NAMES = {"TrainJob": "trainjobs.trainer.kubeflow.org", "JobSet": "jobsets.jo
 
 
 def _gone(cluster: Cluster, name: str) -> bool:
-    try:
-        cluster.x.call("GET", f"{CRD_PATH}/{name}")
-    except Exception as exc:  # ApiException 404: absent
-        return getattr(exc, "status", None) == 404
-    return False
+    return get_or_none(cluster.x.call, f"{CRD_PATH}/{name}") is None
 
 
 def _established(cluster: Cluster, name: str) -> bool:
@@ -65,7 +62,8 @@ def _established(cluster: Cluster, name: str) -> bool:
 @pytest.fixture()
 def engine_crds(kube_env: Any, crds_installed: list[str]) -> Iterator[Callable[[str], None]]:
     """Install the vendored CRD of a kind (waiting out an earlier test's deletion of it);
-    every CRD installed is deleted at the end, so later tests see a cluster without them."""
+    every CRD installed is deleted at the end, and gone before the next test starts, so later
+    tests (discovery's among them) see a cluster without them."""
     cluster = Cluster(kube_env.api_client)
     installed: list[str] = []
 
@@ -81,6 +79,8 @@ def engine_crds(kube_env: Any, crds_installed: list[str]) -> Iterator[Callable[[
     yield install
     for name in installed:
         cluster.x.call("DELETE", f"{CRD_PATH}/{name}")
+    for name in installed:
+        wait_for(f"{name} deleted", lambda name=name: _gone(cluster, name), timeout=30)
 
 
 def operator_as_shipped_rbac(kube_env: Any) -> Any:
