@@ -74,6 +74,12 @@ def _running(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
     return cluster.condition(cluster.get(API, "FineTuneJob", ns, name), "Running") or {}
 
 
+def _started(cluster: Cluster, ns: str, g_per_kwh: float) -> dict[str, Any] | None:
+    """The scheduling status once the reconcile that created the Job has patched it."""
+    sched: dict[str, Any] = _status(cluster, ns, "tune").get("scheduling", {})
+    return sched if sched.get("segmentIntensityGPerKwh") == g_per_kwh else None
+
+
 def _job(cluster: Cluster, ns: str) -> dict[str, Any] | None:
     return cluster.get("batch/v1", "Job", ns, "tune-train")
 
@@ -136,7 +142,8 @@ def test_deferred_then_started_then_paused_and_resumed_as_the_intensity_changes(
     )
     assert job["metadata"]["labels"]["modelgarden.dev/model-version"] == "chat-v1"
     (pod,) = wait_for("its pod", lambda: cluster.pods_of(ns, "tune-train"), timeout=30)
-    sched = _status(cluster, ns, "tune")["scheduling"]
+    # The Job is created inside the reconcile and its status patched at the end of it.
+    sched = wait_for("the resumed segment", lambda: _started(cluster, ns, 100))
     assert sched["pausedSeconds"] > 0 and "pausedSince" not in sched
     reasons = [e["reason"] for e in cluster.list("v1", "Event", ns)]
     assert {"Deferred", "Paused", "Resumed"} <= set(reasons)
@@ -166,5 +173,6 @@ def test_the_windows_deadline_forces_the_start_whatever_the_intensity(
     assert _job(cluster, ns) is None
     wait_for("the Job at the deadline", lambda: _job(cluster, ns), timeout=30)
     assert datetime.now(UTC) >= deadline
-    sched = _status(cluster, ns, "tune")["scheduling"]
+    # The Job is created inside the reconcile and the status patched at its end: wait for it.
+    sched = wait_for("the started segment", lambda: _started(cluster, ns, 900))
     assert sched["intensityGPerKwh"] == 900 and sched["deferredSeconds"] >= 3
