@@ -7,6 +7,7 @@ the real program in the CPU runtime, given the AWS variables a storage Secret wo
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from ml.test_training_support import (
     result_of,
     start_trainer,
+    trainer_events,
     trainer_log,
     training_config,
     training_data,
@@ -103,9 +105,10 @@ def test_a_stopped_run_resumes_in_a_new_pod_from_checkpoints_saved_to_s3(
     stopped = result_of(work)
     assert stopped.reason == "CarbonBudgetExceeded", trainer_log(work)[-3000:]
     saved = f"s3://{bucket}/artifacts/test/jobs/s3-resume/checkpoints"
-    assert f"artifacts/test/jobs/s3-resume/checkpoints/{MARKER}" in {
-        k for k, _ in s3io.list_prefix(s3c, parse_s3(saved))
-    }
+    step = f"checkpoint-{stopped.metrics.steps}"
+    assert any(
+        k.endswith(f"/{step}/{MARKER}") for k, _ in s3io.list_prefix(s3c, parse_s3(saved))
+    ), "the stop's checkpoint is on S3, complete"
 
     raised = {"country": "FRA", "budgetKg": "1000"}
     path = training_config(
@@ -118,3 +121,48 @@ def test_a_stopped_run_resumes_in_a_new_pod_from_checkpoints_saved_to_s3(
     assert resumed.outcome == "Succeeded"
     assert resumed.resumed_from_step == stopped.metrics.steps >= 1
     assert s3io.list_prefix(s3c, parse_s3(saved)) == []  # dropped after success
+
+
+def test_a_killed_trainer_resumes_in_a_new_pod_from_the_checkpoints_it_copied_to_s3(
+    tiny_model: Path, tmp_path: Path, bucket: str, s3c: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL (an OOM kill, a lost node) leaves the trainer no time to upload anything: the
+    new pod, with an empty cache, resumes from what each checkpoint copied to S3 as it went."""
+    data = training_data(tmp_path, 80)
+    s3io.upload_file(s3c, data, parse_s3(f"s3://{bucket}/datasets/pets.jsonl"))
+    work = tmp_path / "s3-killed"
+    path = training_config(work, tiny_model, data, steps=400, every=5, keep_after_success=False)
+    s3_config(path, bucket, "s3-killed")
+    monkeypatch.setenv("MODEL_GARDEN_STAGING_DIR", str(tmp_path / "pod-1"))
+    proc = start_trainer(path)
+    try:
+        wait_for_event(proc, work, "checkpoint-mirrored")
+    finally:
+        proc.kill()
+    proc.wait(timeout=30)
+    mirrored = [int(p.rsplit("-", 1)[1]) for e in trainer_events(work, "checkpoint-mirrored")
+                for p in e["published"]]  # fmt: skip
+    assert mirrored and all(e["seconds"] < 30 for e in trainer_events(work, "checkpoint-mirrored"))
+
+    # the same run (the same run key), stopped by a tiny carbon budget once it has resumed
+    small = {"country": "FRA", "budgetKg": "1e-12"}
+    again = training_config(work, tiny_model, data, steps=400, every=5, carbon=small)
+    s3_config(again, bucket, "s3-killed")
+    monkeypatch.setenv("MODEL_GARDEN_STAGING_DIR", str(tmp_path / "pod-2"))
+    (work / "termination-log").write_text("")
+    wait(start_trainer(again), work)
+    resumed = result_of(work)
+    assert resumed.reason == "CarbonBudgetExceeded", trainer_log(work)[-3000:]
+    # the newest checkpoint whose upload completed: one the first pod logged, or a later one
+    # whose upload finished between its log line and the kill
+    assert resumed.resumed_from_step is not None and resumed.resumed_from_step >= mirrored[0]
+    assert resumed.resumed_from_step % 5 == 0
+
+
+def wait_for_event(proc: Any, work: Path, msg: str, timeout: float = 300) -> None:
+    """Block until the trainer logged ``msg`` (it must still be running)."""
+    deadline = time.monotonic() + timeout
+    while not trainer_events(work, msg):
+        assert proc.poll() is None, f"the trainer ended before {msg}: {trainer_log(work)[-3000:]}"
+        assert time.monotonic() < deadline, f"no {msg} in time"
+        time.sleep(0.05)

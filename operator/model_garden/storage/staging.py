@@ -19,6 +19,7 @@ from typing import Any
 from model_garden.api.contracts import ServingConfig, TrainingConfig
 
 from . import hf, s3, transfer
+from .checkpoint_mirror import CheckpointMirror
 from .uris import is_hf, is_remote, is_s3
 
 STAGING_ENV = "MODEL_GARDEN_STAGING_DIR"
@@ -69,8 +70,8 @@ class StagedTraining:
     output_uri: str | None = None
     """The s3:// folder the local output dir is published to (None: written in place)."""
     fetcher: Fetcher = field(default_factory=Fetcher)
-    checkpoint_uri: str | None = None
-    """The s3:// folder checkpoints are saved to when a run stops unfinished (None: in place)."""
+    mirror: CheckpointMirror | None = None
+    """The s3:// copy of the checkpoints, synced at each checkpoint (None: saved in place)."""
 
 
 def stage_training(config: TrainingConfig, fetcher: Fetcher | None = None) -> StagedTraining:
@@ -92,41 +93,27 @@ def stage_training(config: TrainingConfig, fetcher: Fetcher | None = None) -> St
         output_uri = rt.output_dir
         changes["output_dir"] = str(job / "output")
         changes["artifact_uri"] = rt.artifact_uri or rt.output_dir
-    checkpoint_uri = None
+    mirror = None
     if is_s3(rt.checkpoint_dir):
-        checkpoint_uri = rt.checkpoint_dir
-        changes["checkpoint_dir"] = restore_checkpoints(fetcher, rt.checkpoint_dir, job)
+        # what an earlier pod of this job saved, so the run resumes where that one got to
+        mirror = CheckpointMirror(fetcher.client, rt.checkpoint_dir, job / "checkpoints")
+        changes["checkpoint_dir"] = str(mirror.restore())
     runtime = rt.model_copy(update=changes)
     staged = config.model_copy(update={"runtime": runtime})
-    return StagedTraining(staged, output_uri, fetcher, checkpoint_uri)
-
-
-def restore_checkpoints(fetcher: Fetcher, uri: str, job: Path) -> str:
-    """The local checkpoint folder, holding what an earlier pod of this job saved to ``uri``
-    (only a complete save, with its marker: a half one is ignored and the run starts over)."""
-    local = job / "checkpoints"
-    try:
-        transfer.download(fetcher.client, uri, local, require_marker=True)
-    except s3.StorageError:  # nothing saved yet (or a save cut short)
-        local.mkdir(parents=True, exist_ok=True)
-    return str(local)
+    return StagedTraining(staged, output_uri, fetcher, mirror)
 
 
 def save_checkpoints(staged: StagedTraining) -> None:
-    """A run that stopped unfinished (SIGTERM: a carbon pause, a preemption; a failure the Job
-    retries) saves its checkpoints to S3, so the next pod resumes. One atomic publish: a save cut
-    short leaves no marker, and the next pod starts over rather than resume from a mix."""
-    if staged.checkpoint_uri is None:
-        return
-    local = Path(staged.config.runtime.checkpoint_dir)
-    if local.is_dir() and any(p.is_file() for p in local.rglob("*")):
-        transfer.publish(staged.fetcher.client, local, staged.checkpoint_uri)
+    """At the run's end: what the per-checkpoint syncs missed (an upload that failed) goes
+    to S3 now, so the next pod resumes (s3:// checkpoints only)."""
+    if staged.mirror is not None:
+        staged.mirror.sync()
 
 
 def drop_saved_checkpoints(staged: StagedTraining) -> None:
-    """After success: the checkpoints saved to S3 by earlier pods go too."""
-    if staged.checkpoint_uri is not None:
-        transfer.delete_prefix(staged.fetcher.client, staged.checkpoint_uri)
+    """After success: the checkpoints saved to S3 go too."""
+    if staged.mirror is not None:
+        staged.mirror.drop()
 
 
 def publish_training(staged: StagedTraining, artifacts: list[tuple[Path, str, str]]) -> None:

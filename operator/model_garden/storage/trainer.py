@@ -1,5 +1,6 @@
-"""The trainer's storage steps around a run: fetch remote inputs, publish remote outputs, drop
-checkpoints after success (see :mod:`.staging` and :mod:`.retention`)."""
+"""The trainer's storage steps around a run: fetch remote inputs, copy checkpoints to S3 as they
+are saved, publish remote outputs, drop checkpoints after success (see :mod:`.staging`,
+:mod:`.checkpoint_mirror` and :mod:`.retention`)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,15 @@ from .uris import is_s3
 REASON = "StorageError"
 
 
-def run_with_storage(
-    config: TrainingConfig, run: Callable[[TrainingConfig], tuple[TrainingResult, int]]
-) -> tuple[TrainingResult, int]:
-    """``run`` on a config with local paths only; a fetch or publish failure is a failed result
-    (exit 1, so the Job retries: a network error may pass) written where results go."""
+CheckpointHook = Callable[[], None]
+"""Called by the trainer after each checkpoint is saved (and pruned)."""
+Run = Callable[[TrainingConfig, CheckpointHook | None], tuple[TrainingResult, int]]
+
+
+def run_with_storage(config: TrainingConfig, run: Run) -> tuple[TrainingResult, int]:
+    """``run`` on a config with local paths only, its checkpoints copied to S3 as they are
+    saved (s3:// checkpoints); a fetch or publish failure is a failed result (exit 1, so the
+    Job retries: a network error may pass) written where results go."""
     from model_garden.training.exits import EXIT_FAILED
     from model_garden.training.outputs import failure, write_result
 
@@ -38,10 +43,10 @@ def run_with_storage(
         staged = stage_training(config)
     except StorageError as exc:
         return failed(exc, None)
-    result, code = run(staged.config)
+    result, code = run(staged.config, staged.mirror.sync_logged if staged.mirror else None)
     if result.outcome != Outcome.SUCCEEDED:
         try:
-            save_checkpoints(staged)  # so the next pod resumes (s3:// checkpoints only)
+            save_checkpoints(staged)  # what a failed sync missed, so the next pod resumes
         except StorageError as exc:
             from model_garden.training.session import log
 

@@ -115,3 +115,5 @@ def save_checkpoint(
     )
     pruned = checkpoints.prune(root, spec.checkpointing.keep)
     log("checkpoint", path=str(path), pruned=[p.name for p in pruned])
+    if ctx.on_checkpoint is not None:
+        ctx.on_checkpoint()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from model_garden.api.contracts import TrainingConfig, TrainingResult, read_document
 from model_garden.storage.staging import stage_training
@@ -66,10 +67,13 @@ __all__ = [
 ]
 
 
-def run(config: TrainingConfig) -> tuple[TrainingResult, int]:
+def run(
+    config: TrainingConfig, on_checkpoint: Callable[[], None] | None = None
+) -> tuple[TrainingResult, int]:
     """Run one training and return its result and exit code; the result is written (termination
-    message, output dir) whatever happens, and /progress serves the run from its start."""
-    ctx = RunContext.begin(config)
+    message, output dir) whatever happens, and /progress serves the run from its start.
+    ``on_checkpoint`` runs after each checkpoint is saved (the S3 copy, see storage)."""
+    ctx = RunContext.begin(config, on_checkpoint)
     ctx.install_sigterm()
     server = ctx.serve_progress()
     try:
@@ -136,6 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if distributed.current().main:
         result, code = run_with_storage(config, run)
     else:  # other torchrun ranks: inputs only; rank 0 alone publishes and drops checkpoints
-        result, code = run(stage_training(config).config)
+        result, code = run(stage_training(config).config, None)
     log("result", outcome=result.outcome, reason=result.reason, detail=result.message)
     return code

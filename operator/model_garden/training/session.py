@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -95,9 +96,13 @@ class RunContext:
     threads: int = 1
     world: World = field(default_factory=World)
     """Under torchrun, this process's rank; only rank 0 writes (see distributed.py)."""
+    on_checkpoint: Callable[[], None] | None = None
+    """Run after each checkpoint is saved and pruned (rank 0): the S3 copy, see storage."""
 
     @classmethod
-    def begin(cls, config: TrainingConfig) -> RunContext:
+    def begin(
+        cls, config: TrainingConfig, on_checkpoint: Callable[[], None] | None = None
+    ) -> RunContext:
         """A run that has done nothing yet: its result would be a failure naming the method."""
         tracker = ProgressTracker(total_steps=0)
         tracker.labels = training_labels(config)
@@ -106,7 +111,9 @@ class RunContext:
             method=str(config.spec.method.type),
             base_model=config.runtime.base_model,
         )
-        return cls(config=config, base=base, tracker=tracker, world=current())
+        return cls(
+            config=config, base=base, tracker=tracker, world=current(), on_checkpoint=on_checkpoint
+        )
 
     @property
     def owner(self) -> str:

@@ -56,7 +56,7 @@ def config(tmp_path: Path, bucket: str, **checkpointing: Any) -> TrainingConfig:
 def fake_run(seen: list[TrainingConfig]) -> Any:
     """Stand-in for the trainer's run(): what it writes, with the digest it reports."""
 
-    def run(cfg: TrainingConfig) -> tuple[TrainingResult, int]:
+    def run(cfg: TrainingConfig, on_checkpoint: Any) -> tuple[TrainingResult, int]:
         seen.append(cfg)
         rt = cfg.runtime
         out = Path(rt.output_dir)
@@ -69,6 +69,8 @@ def fake_run(seen: list[TrainingConfig]) -> Any:
         (run_dir / "checkpoint-5").mkdir(exist_ok=True)
         (run_dir / "checkpoint-5" / "COMPLETE").write_text('{"files": {}}')
         (run_dir / "checkpoint-5" / "trainer_state.json").write_text('{"step": 5}')
+        if on_checkpoint is not None:  # the trainer's hook after a save: the S3 copy
+            on_checkpoint()
         found = artifact_digest(folder)
         artifact = ArtifactFile(
             kind="adapter",
@@ -165,8 +167,8 @@ def failing_run(seen: list[TrainingConfig]) -> Any:
     """Stand-in for a run stopped by SIGTERM after a checkpoint: what it leaves behind."""
     succeed = fake_run(seen)
 
-    def run(cfg: TrainingConfig) -> tuple[TrainingResult, int]:
-        succeed(cfg)
+    def run(cfg: TrainingConfig, on_checkpoint: Any) -> tuple[TrainingResult, int]:
+        succeed(cfg, on_checkpoint)
         return TrainingResult(outcome="Failed", reason="Terminated"), 143
 
     return run
@@ -182,7 +184,7 @@ def test_an_unfinished_run_saves_checkpoints_and_the_next_pod_restores_them(
     assert code == 143 and result.reason == "Terminated"
     ckpt_uri = f"s3://{bucket}/out/team/jobs/chat/checkpoints"
     keys = {k for k, _ in s3io.list_prefix(s3c, parse_s3(ckpt_uri))}
-    assert f"out/team/jobs/chat/checkpoints/{MARKER}" in keys
+    assert f"out/team/jobs/chat/checkpoints/run-abc/checkpoint-5/{MARKER}" in keys
     # a new pod (an empty cache) finds the run's checkpoint where the trainer looks for it
     staged = stage_training(config(tmp_path, bucket), Fetcher(tmp_path / "pod-2"))
     restored = Path(staged.config.runtime.checkpoint_dir) / "run-abc"
