@@ -128,6 +128,12 @@ CASES = [
         "spec.artifact.digest",
         True,
     ),
+    Case(
+        "model cache not on a claim",
+        edit(IDEP, "spec.modelCache", "s3://bucket/cache"),
+        "spec.modelCache",
+        True,
+    ),
     Case("negative replicas", edit(IDEP, "spec.replicas", -1), "spec.replicas", True),
     Case("unknown dtype", edit(IDEP, "spec.engine.dtype", "int3"), "spec.engine.dtype", True),
     # Names and references the children would refuse (issue 8, item 5):

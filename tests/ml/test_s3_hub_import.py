@@ -28,7 +28,8 @@ REPO = "garden/tiny-llama"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def hub_handler(root: Path) -> type[BaseHTTPRequestHandler]:
+def hub_handler(root: Path, downloads: list[str] | None = None) -> type[BaseHTTPRequestHandler]:
+    """The stand-in's routes; each file body it sends is added to ``downloads``."""
     files = {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*")) if p.is_file()}
 
     class Hub(BaseHTTPRequestHandler):
@@ -58,6 +59,8 @@ def hub_handler(root: Path) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             if body:
                 self.wfile.write(data)
+                if downloads is not None:
+                    downloads.append(rel)
 
         def _route(self, body: bool) -> None:
             path = unquote(urlparse(self.path).path)
@@ -97,8 +100,14 @@ def hub_handler(root: Path) -> type[BaseHTTPRequestHandler]:
 
 
 @pytest.fixture
-def hub(tiny_model: Path) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), hub_handler(tiny_model))
+def hub_downloads() -> list[str]:
+    """The files the Hub stand-in sent, in order."""
+    return []
+
+
+@pytest.fixture
+def hub(tiny_model: Path, hub_downloads: list[str]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), hub_handler(tiny_model, hub_downloads))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -144,3 +153,18 @@ def test_hf_artifact_is_downloaded_then_hashed_like_the_same_files(
 def test_unknown_hf_repository_is_a_verification_error(hub: str, tmp_path: Path) -> None:
     code, report, _ = verify("hf://garden/missing@main", hub, tmp_path / "hf", tmp_path / "log")
     assert code == 1 and "hf://garden/missing@main" in str(report["error"])
+
+
+def test_a_snapshot_already_in_a_shared_cache_is_not_downloaded_again(
+    tiny_model: Path, hub: str, hub_downloads: list[str], tmp_path: Path
+) -> None:
+    """What spec.modelCache relies on for hf://: a second pod on the same cache folder, at the
+    same commit, gets the snapshot without one file sent."""
+    uri = f"hf://{REPO}@{COMMIT}"
+    code, first, err = verify(uri, hub, tmp_path / "shared", tmp_path / "log-1")
+    assert code == 0, (first, err[-2000:])
+    sent = len(hub_downloads)
+    assert sent == len([p for p in tiny_model.rglob("*") if p.is_file()])
+    code, second, err = verify(uri, hub, tmp_path / "shared", tmp_path / "log-2")
+    assert code == 0, (second, err[-2000:])
+    assert len(hub_downloads) == sent and second["digest"] == first["digest"]

@@ -145,6 +145,16 @@ StorageUri = Annotated[
 ]
 """Where files are: ``pvc://<claim>/<path>``, ``s3://<bucket>/<path>`` or ``file://<path>``."""
 
+PVC_URI_PATTERN = rf"^{_PVC}$"
+
+ClaimUri = Annotated[
+    str,
+    Field(pattern=PVC_URI_PATTERN),
+    BeforeValidator(_claim_fits),
+    BeforeValidator(_matches(PVC_URI_PATTERN, _CLAIM_HELP)),
+]
+"""A folder on a PersistentVolumeClaim of the resource's namespace: ``pvc://<claim>/<path>``."""
+
 _HF = r"hf://[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?@[^\s@/][^\s@]*"
 HF_URI_PATTERN = rf"^{_HF}$"
 """``hf://<org>/<name>@<revision>``: a Hugging Face Hub repository at a revision (required, so

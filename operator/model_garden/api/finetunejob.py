@@ -195,8 +195,8 @@ class Output(ApiModel):
         default="pvc://model-garden-artifacts",
         description=(
             "Where artifacts and checkpoints go: pvc://<claim>, file://<dir> or"
-            " s3://<bucket>/<prefix> (uploaded when the run succeeds, with spec.storageSecret;"
-            " checkpoints then stay in the pod's cache volume)."
+            " s3://<bucket>/<prefix> (with spec.storageSecret: artifacts uploaded when the run"
+            " succeeds, checkpoints as each one is saved)."
         ),
     )
     merge: bool = Field(

@@ -23,6 +23,7 @@ from .fields import (
     LABEL_MAX,
     LABEL_VALUE_PATTERN,
     SUBDOMAIN_MAX,
+    ClaimUri,
     ListMap,
     UnitFraction,
 )
@@ -403,6 +404,16 @@ class InferenceDeploymentSpec(ApiModel):
             "Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optionally"
             " AWS_ENDPOINT_URL, AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, HF_TOKEN) for s3:// and"
             " gated hf:// artifacts, fed to the server as env; none: the pod's own identity."
+        ),
+    )
+    model_cache: ClaimUri | None = Field(
+        default=None,
+        description=(
+            "A folder on a PersistentVolumeClaim (pvc://<claim>/<path>) where the server pods"
+            " download s3:// and hf:// models, kept across replicas and restarts: a new pod"
+            " finds the files there instead of downloading them again. A ReadWriteMany claim"
+            " serves every replica; a ReadWriteOnce one limits them to 1. Unset: each pod"
+            " downloads into its own emptyDir."
         ),
     )
     carbon: InferenceCarbonSettings = Field(default_factory=InferenceCarbonSettings)

@@ -69,8 +69,9 @@ class AdminPolicy(BaseModel):
     )
     allowed_output_claims: list[str] | None = Field(
         default=None,
-        description="Claims a FineTuneJob may write to (spec.output.storage); default: any claim "
-        "of its own namespace (the trainer gets only its output and checkpoint folders writable).",
+        description="Claims a FineTuneJob (spec.output.storage) or an InferenceDeployment's model "
+        "cache (spec.modelCache) may write to; default: any claim of its own namespace (a pod "
+        "gets only those folders writable).",
     )
 
 
@@ -278,7 +279,10 @@ def check_gpus(per_pod: int, total: int, field: str, policy: Policy) -> list[Ref
     return out
 
 
-def check_output_claim(storage: str, policy: Policy) -> list[Refusal]:
+def check_output_claim(
+    storage: str, policy: Policy, field: str = "spec.output.storage"
+) -> list[Refusal]:
+    """A claim a pod would get writable must be one the policy allows."""
     claims = policy.rules.allowed_output_claims
     if claims is None or ANY in claims or not storage.startswith("pvc://"):
         return []
@@ -287,7 +291,7 @@ def check_output_claim(storage: str, policy: Policy) -> list[Refusal]:
         return []
     return [
         Refusal(
-            "spec.output.storage",
+            field,
             storage,
             "allowedOutputClaims",
             policy.source.describe(),
@@ -331,6 +335,11 @@ def check_inferencedeployment(
         *check_extra_args(spec.engine.extra_args, "spec.engine.extraArgs", policy),
         *check_gpus(per_pod, per_pod * replicas, "spec.resources.gpus", policy),
         *check_tolerations(spec.resources, "spec.resources", policy),
+        *(
+            check_output_claim(spec.model_cache, policy, "spec.modelCache")
+            if spec.model_cache
+            else []
+        ),
     ]
 
 

@@ -134,13 +134,16 @@ def s3_digest(s3: Any, uri: str, require_marker: bool = False) -> ArtifactDigest
 def download(s3: Any, uri: str, dest: Path, require_marker: bool = False) -> Path:
     """Fetch the artifact at ``uri`` into ``dest`` and return the local path (``dest`` for a
     folder, ``dest/<name>`` for one object). Each file lands under a temporary name and is renamed
-    once complete (and its hash checked against the marker), so a fetch cut short is redone."""
+    once complete (and its hash checked against the marker), so a fetch cut short is redone; a
+    file already there with the marker's hash is kept (a cache shared by pods)."""
     files = remote_files(s3, uri, require_marker)
     bucket = parse_s3(uri).bucket
     dest.mkdir(parents=True, exist_ok=True)
 
     def fetch(f: RemoteFile) -> None:
         target = dest / f.rel
+        if _already_there(target, f):
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
@@ -155,6 +158,15 @@ def download(s3: Any, uri: str, dest: Path, require_marker: bool = False) -> Pat
         list(pool.map(fetch, files))
     single = len(files) == 1 and files[0].key == parse_s3(uri).key
     return dest / files[0].rel if single else dest
+
+
+def _already_there(target: Path, f: RemoteFile) -> bool:
+    """A file an earlier fetch left in a shared cache (``spec.modelCache``), with the size and
+    the sha256 the marker lists: hashing a local file is faster than downloading it. Without a
+    marker nothing says what the file should be, so it is fetched again."""
+    if f.sha256 is None or not target.is_file() or target.stat().st_size != f.size:
+        return False
+    return file_sha256(target) == f.sha256
 
 
 def local_files(root: Path) -> list[tuple[Path, str]]:

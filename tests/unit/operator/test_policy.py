@@ -172,6 +172,16 @@ def test_output_claims_can_be_restricted() -> None:
     assert check_finetunejob(spec, DEFAULT) == []
 
 
+def test_a_model_cache_writes_only_to_an_allowed_claim() -> None:
+    policy = installed("allowedImagePrefixes: []\nallowedOutputClaims: [model-cache]\n")
+    assert check_inferencedeployment(idep_spec(modelCache="pvc://model-cache/hub"), policy) == []
+    spec = idep_spec(modelCache="pvc://model-garden-artifacts/cache")
+    assert rules(check_inferencedeployment(spec, policy)) == [
+        ("spec.modelCache", "allowedOutputClaims")
+    ]
+    assert check_inferencedeployment(spec, DEFAULT) == []
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [

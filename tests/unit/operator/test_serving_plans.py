@@ -551,6 +551,67 @@ def test_read_write_many_claim_scales_out() -> None:
     assert "ReplicasLimited" not in conditions(plan.status)
 
 
+def test_a_model_cache_claim_folder_is_where_the_server_downloads_models() -> None:
+    """spec.modelCache: the folder mounted writable (made first by the pod's own user), and the
+    launcher's staging root pointed at it; the served artifact stays read-only."""
+    world = InferenceDeploymentWorld(
+        model_versions=_versions(),
+        claims={"model-cache": {"spec": {"accessModes": ["ReadWriteMany"]}}},
+    )
+    body = idep(modelVersion="chat-v1", replicas=2, modelCache="pvc://model-cache/team/hub")
+    plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    pod = _applied(plan)["Deployment"]["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    assert env["MODEL_GARDEN_STAGING_DIR"] == "/mnt/model-garden/model-cache/team/hub"
+    mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+    cache = mounts["/mnt/model-garden/model-cache/team/hub"]
+    assert (cache["subPath"], cache["readOnly"]) == ("team/hub", False)
+    assert mounts["/mnt/model-garden/artifacts/team/chat/v1/merged"]["readOnly"] is True
+    (prepare,) = pod["initContainers"]
+    assert prepare["command"] == ["mkdir", "-p", "--", "/mnt/model-garden/model-cache/team/hub"]
+    assert prepare["securityContext"]["runAsNonRoot"] is True
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["claim-model-cache"]["persistentVolumeClaim"] == {
+        "claimName": "model-cache",
+        "readOnly": False,
+    }
+    assert _applied(plan)["Deployment"]["spec"]["replicas"] == 2
+
+
+def test_a_read_write_once_model_cache_limits_the_replicas_and_says_why() -> None:
+    world = InferenceDeploymentWorld(
+        model_versions=_versions(),
+        claims={"model-cache": {"spec": {"accessModes": ["ReadWriteOnce"]}}},
+    )
+    body = idep(modelVersion="chat-v1", replicas=3, modelCache="pvc://model-cache")
+    plan = plan_inferencedeployment(body, world, SETTINGS, NOW)
+    assert _applied(plan)["Deployment"]["spec"]["replicas"] == 1
+    assert conditions(plan.status)["ReplicasLimited"] == ("True", "ReadWriteOnceClaim")
+    assert "model-cache" in next(
+        c["message"] for c in plan.status["conditions"] if c["type"] == "ReplicasLimited"
+    )
+
+
+def test_without_a_model_cache_downloads_stay_in_the_pods_own_volume() -> None:
+    plan = plan_inferencedeployment(
+        idep(modelVersion="chat-v1"),
+        InferenceDeploymentWorld(model_versions=_versions()),
+        SETTINGS,
+        NOW,
+    )
+    pod = _applied(plan)["Deployment"]["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert "MODEL_GARDEN_STAGING_DIR" not in {e["name"] for e in pod["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("value", ["s3://bucket/cache", "pvc://cache/../other", "pvc://Cache"])
+def test_a_model_cache_must_be_a_claim_folder(value: str) -> None:
+    with pytest.raises(ValueError, match="modelCache") as info:
+        InferenceDeployment.model_validate(idep(modelVersion="chat-v1", modelCache=value))
+    assert "pvc://<claim>/<path>" in str(info.value)
+
+
 # --- meter accumulation -----------------------------------------------------------------------
 
 

@@ -137,3 +137,42 @@ def test_upload_files_skips_published_folders(tmp_path: Path, bucket: str, s3c: 
     assert upload_files(s3c, out, f"s3://{bucket}/o", skip=[out / "adapter"]) == 1
     keys = {k for k, _ in s3io.list_prefix(s3c, parse_s3(f"s3://{bucket}/o"))}
     assert "o/result.json" in keys and len(keys) == 7
+
+
+class CountingGets:
+    """The real client, counting the object reads a download makes (the bytes still come from
+    the S3 server)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.gets: list[str] = []
+
+    def get_object(self, **kwargs: Any) -> Any:
+        self.gets.append(kwargs["Key"])
+        return self.client.get_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def test_a_shared_cache_keeps_the_files_it_has_and_fetches_a_changed_one(
+    tmp_path: Path, bucket: str, s3c: Any
+) -> None:
+    """A second pod on the same model cache (spec.modelCache) reads nothing the first fetched;
+    a file whose bytes differ from the marker's hash (same size) is fetched again."""
+    uri = f"s3://{bucket}/ns/chat/v1/adapter"
+    publish(s3c, make_artifact(tmp_path / "adapter"), uri)
+    cache = tmp_path / "cache"
+    first = CountingGets(s3c)
+    download(first, uri, cache, require_marker=True)
+    assert len(first.gets) == 6  # the marker and five files
+
+    second = CountingGets(s3c)
+    download(second, uri, cache, require_marker=True)
+    assert second.gets == ["ns/chat/v1/adapter/.model-garden-manifest"]
+
+    (cache / "adapter_model.safetensors").write_text("x" * 3000)  # same size, other bytes
+    third = CountingGets(s3c)
+    download(third, uri, cache, require_marker=True)
+    assert third.gets[1:] == ["ns/chat/v1/adapter/adapter_model.safetensors"]
+    assert artifact_digest(cache) == s3_digest(s3c, uri, require_marker=True)

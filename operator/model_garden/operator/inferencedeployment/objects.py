@@ -21,6 +21,7 @@ from model_garden.api.labels import (
     LABEL_IDEP_UID,
 )
 from model_garden.storage.credentials import s3_env
+from model_garden.storage.staging import STAGING_ENV
 
 from ..networkpolicy import build_network_policy
 from ..observe import version_ready
@@ -67,6 +68,8 @@ def build_serving_config(
     """
     model, adapters = _served_artifacts(idep, mv, model_versions, mounts)
     listed, missing, waiting = _listed_adapters(idep, model_versions, mounts)
+    if idep.spec.model_cache is not None:  # the one folder the server writes (see model_cache_env)
+        mounts.add(resolve(idep.spec.model_cache), writable=True)
     carbon = idep.spec.carbon
     config = ServingConfig(
         deployment=Identity(
@@ -222,6 +225,9 @@ def build_deployment(
     )
     container = server_container(idep, config, resources, settings)
     container["volumeMounts"] += key_mounts + mounts.volume_mounts() + scratch_mounts
+    # spec.modelCache's folder, made as the pod's user before the server mounts it
+    prepare = mounts.prepare_container(container["image"], container_security_context())
+    init = {"initContainers": [prepare]} if prepare is not None else {}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -242,6 +248,7 @@ def build_deployment(
                     "automountServiceAccountToken": False,
                     "securityContext": pod_security_context(),
                     "terminationGracePeriodSeconds": 60,
+                    **init,
                     "containers": [container],
                     "volumes": [{"name": "config", "configMap": {"name": config_map_name(name)}}]
                     + key_volumes
@@ -289,6 +296,7 @@ def server_container(
     if spec.api_key_secret is not None:
         env.append(api_key_env(spec.api_key_secret, config.api_key_env))
     env += s3_env(spec.storage_secret, hub=True)
+    env += model_cache_env(idep)
     health = {"path": "/health", "port": "http"}
     return {
         "name": SERVER_CONTAINER,
@@ -314,6 +322,16 @@ def server_container(
         # A directory mount (not subPath) so adapter changes reach the running launcher.
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
     }
+
+
+def model_cache_env(idep: InferenceDeployment) -> list[dict[str, Any]]:
+    """With ``spec.modelCache``, the launcher downloads s3:// and hf:// models into that claim
+    folder (mounted writable by :func:`build_serving_config`) rather than the pod's emptyDir,
+    so replicas and restarts reuse them: downloads land under temporary names and are renamed
+    once complete, and the Hub client locks its files, so pods share the folder safely."""
+    if idep.spec.model_cache is None:
+        return []
+    return [{"name": STAGING_ENV, "value": resolve(idep.spec.model_cache).path}]
 
 
 def _strategy(single_writer: bool) -> dict[str, Any]:
