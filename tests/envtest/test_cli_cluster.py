@@ -166,12 +166,17 @@ def test_deploy_creates_the_inference_deployment(
     body = model_version("chat-v1", "chat", 1)
     body["metadata"]["namespace"] = ns
     cluster.create(body)
-    created = mg("deploy", "chat-v1", "-n", ns, "--max-model-len", "512")
+    cache = ("--model-cache", "pvc://model-cache/team")
+    created = mg("deploy", "chat-v1", "-n", ns, "--max-model-len", "512", *cache)
     assert created.exit_code == 0, created.output
     idep = cluster.get(API, "InferenceDeployment", ns, "chat")
     assert idep is not None
     assert idep["spec"]["modelVersion"] == "chat-v1"
     assert idep["spec"]["engine"]["maxModelLen"] == 512
+    assert idep["spec"]["modelCache"] == "pvc://model-cache/team"
+    bad = mg("deploy", "chat-v1", "--name", "other", "-n", ns, "--model-cache", "s3://b/c")
+    assert bad.exit_code != 0 and "spec.modelCache" in bad.output
+    assert cluster.get(API, "InferenceDeployment", ns, "other") is None
     listed = json.loads(mg("deployments", "list", "-n", ns, "-o", "json").stdout)["items"]
     assert [d["metadata"]["name"] for d in listed] == ["chat"]
     assert mg("deployments", "delete", "chat", "-n", ns).exit_code == 0

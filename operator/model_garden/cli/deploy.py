@@ -97,10 +97,16 @@ def create_deployment(
     replicas: int,
     max_model_len: int | None,
     dtype: str | None,
+    model_cache: str | None = None,
 ) -> dict[str, Any]:
     mv = must_get(backend, "ModelVersion", version)
     if backend.local and replicas > 1:
         raise InvalidInput("local mode serves one replica per deployment (its pods share ports)")
+    if backend.local and model_cache:
+        raise InvalidInput(
+            "--model-cache is for a cluster: in local mode every server already downloads into"
+            " this machine's one cache"
+        )
     engine: dict[str, Any] = {}
     if max_model_len:
         engine["maxModelLen"] = max_model_len
@@ -112,6 +118,8 @@ def create_deployment(
         "metadata": {"name": name or mv["spec"]["model"]},
         "spec": {"modelVersion": version, "replicas": replicas, "engine": engine},
     }
+    if model_cache:
+        body["spec"]["modelCache"] = model_cache
     from pydantic import ValidationError
 
     from model_garden.api import InferenceDeployment
@@ -147,6 +155,11 @@ def _deploy_options(fn: Any) -> Any:
 @click.argument("version")
 @_deploy_options
 @click.option("--wait", is_flag=True, help="Wait until it serves (Ready).")
+@click.option(
+    "--model-cache",
+    metavar="pvc://CLAIM/PATH",
+    help="Claim folder the pods download s3:// and hf:// models into, shared by replicas.",
+)
 @target_options
 def deploy(
     target: Target,
@@ -157,6 +170,7 @@ def deploy(
     dtype: str | None,
     timeout: float,
     wait: bool,
+    model_cache: str | None,
 ) -> None:
     """Serve a ModelVersion: create an InferenceDeployment (vLLM, OpenAI-compatible).
 
@@ -164,10 +178,11 @@ def deploy(
     Example:
       mg deploy pets-v1 --local --max-model-len 256 --wait
       mg chat pets "Describe the pets."
+      mg deploy qwen-v1 --replicas 3 --model-cache pvc://model-cache/team
     """
     backend = target.backend()
     backend.refresh()
-    created = create_deployment(backend, version, name, replicas, max_model_len, dtype)
+    created = create_deployment(backend, version, name, replicas, max_model_len, dtype, model_cache)
     name = created["metadata"]["name"]
     click.echo(f"inferencedeployment/{name} created ({backend.where})")
     if wait:

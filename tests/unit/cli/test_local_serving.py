@@ -92,6 +92,8 @@ def test_serving_input_errors(trained: Env) -> None:
     assert many.exit_code == 2 and "one replica" in one_line_error(many)
     bad = env.run("deploy", "m-v1", "--name", "9lives")
     assert bad.exit_code == 2 and "metadata.name" in one_line_error(bad)
+    cached = env.run("deploy", "m-v1", "--model-cache", "pvc://model-cache")
+    assert cached.exit_code == 2 and "--model-cache is for a cluster" in one_line_error(cached)
     no_model = env.run("chat", "http://127.0.0.1:9/v1", "hi")
     assert no_model.exit_code == 2 and "--model is needed" in one_line_error(no_model)
     down = env.run("chat", "http://127.0.0.1:9/v1", "hi", "--model", "m")
