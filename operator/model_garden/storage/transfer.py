@@ -15,6 +15,7 @@ unless the caller requires one.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterable
@@ -29,6 +30,7 @@ from . import s3 as s3io
 from .s3 import StorageError
 from .uris import S3Location, parse_s3
 
+log = logging.getLogger("model_garden.storage")
 MARKER = ".model-garden-manifest"
 WORKERS = 4
 
@@ -140,10 +142,11 @@ def download(s3: Any, uri: str, dest: Path, require_marker: bool = False) -> Pat
     bucket = parse_s3(uri).bucket
     dest.mkdir(parents=True, exist_ok=True)
 
-    def fetch(f: RemoteFile) -> None:
+    def fetch(f: RemoteFile) -> bool:
+        """Download one file; True when the cache already had it."""
         target = dest / f.rel
         if _already_there(target, f):
-            return
+            return True
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
         try:
@@ -153,9 +156,13 @@ def download(s3: Any, uri: str, dest: Path, require_marker: bool = False) -> Pat
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        return False
 
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(fetch, files))
+        kept = sum(pool.map(fetch, files))
+    log.info(
+        "fetched %s: %d file(s) downloaded, %d kept from the cache", uri, len(files) - kept, kept
+    )
     single = len(files) == 1 and files[0].key == parse_s3(uri).key
     return dest / files[0].rel if single else dest
 

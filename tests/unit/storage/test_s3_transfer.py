@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ class CountingGets:
 
 
 def test_a_shared_cache_keeps_the_files_it_has_and_fetches_a_changed_one(
-    tmp_path: Path, bucket: str, s3c: Any
+    tmp_path: Path, bucket: str, s3c: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A second pod on the same model cache (spec.modelCache) reads nothing the first fetched;
     a file whose bytes differ from the marker's hash (same size) is fetched again."""
@@ -168,8 +169,10 @@ def test_a_shared_cache_keeps_the_files_it_has_and_fetches_a_changed_one(
     assert len(first.gets) == 6  # the marker and five files
 
     second = CountingGets(s3c)
-    download(second, uri, cache, require_marker=True)
+    with caplog.at_level(logging.INFO, logger="model_garden.storage"):
+        download(second, uri, cache, require_marker=True)
     assert second.gets == ["ns/chat/v1/adapter/.model-garden-manifest"]
+    assert f"fetched {uri}: 0 file(s) downloaded, 5 kept from the cache" in caplog.messages
 
     (cache / "adapter_model.safetensors").write_text("x" * 3000)  # same size, other bytes
     third = CountingGets(s3c)
