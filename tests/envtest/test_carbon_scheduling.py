@@ -15,6 +15,15 @@ import pytest
 
 from harness.intensity import IntensityServer
 from model_garden.carbon.grid import ProviderConfig
+from model_garden.operator.executor import Executor
+from model_garden.operator.metrics import OperatorMetrics
+from model_garden.operator.reconcile import (
+    INDEXES,
+    Context,
+    Indexes,
+    Owned,
+    reconcile_finetunejob,
+)
 from model_garden.operator.runner import OperatorThread, load_client
 
 from .test_operator import (
@@ -176,3 +185,57 @@ def test_the_windows_deadline_forces_the_start_whatever_the_intensity(
     # The Job is created inside the reconcile and the status patched at its end: wait for it.
     sched = wait_for("the started segment", lambda: _started(cluster, ns, 900))
     assert sched["intensityGPerKwh"] == 900 and sched["deferredSeconds"] >= 3
+
+
+def test_a_start_planned_from_a_lagging_view_is_replanned_from_the_stored_job(
+    kube_env: Any, crds_installed: list[str], grid_server: IntensityServer, tmp_path: Path
+) -> None:
+    """kopf's index hands the reconcile a body older than the operator's last status write. A
+    paused job resumed from such a body (one that never saw the pause) lost its pause time and
+    counted its run segment twice (CI saw ``pausedSeconds: 0``). The reconcile reads the job
+    once before it creates the Job, and plans the start from that."""
+    grid_server.g_per_kwh = 100
+    provider = ProviderConfig(
+        name="electricitymaps",
+        url=grid_server.url,
+        api_key_file=str(grid_server.token_file(tmp_path)),
+        zones={"FRA": "FR"},
+        cache_seconds=0,
+    )
+    settings = operator_settings().model_copy(update={"grid_provider": provider})
+    ctx = Context(settings, Executor(kube_env.api_client), OperatorMetrics())
+    cluster = Cluster(kube_env.api_client)
+    ns = cluster.namespace()
+    carbon = {"country": "FRA", "maxGridIntensity": 200, "pauseAboveGridIntensity": 300}
+    cluster.create(in_ns(finetunejob("tune", carbon=carbon), ns))
+    lagging = cluster.get(API, "FineTuneJob", ns, "tune")
+    assert lagging is not None
+    paused_at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=60)
+    when = paused_at.isoformat().replace("+00:00", "Z")
+    paused = {  # what the operator's pause wrote: one segment at 100 g/kWh over 0.001 kWh
+        "scheduling": {
+            "baselineGPerKwh": 400,
+            "firstSeen": when,
+            "pauses": 1,
+            "pausedSince": when,
+            "pausedVersion": 1,
+            "segmentStartEnergyKwh": 0.001,
+            "finishedSegmentsGrams": 0.1,
+        },
+        "conditions": [
+            {"type": "Running", "status": "False", "reason": "Paused", "message": "Paused.",
+             "lastTransitionTime": when},
+        ],
+    }  # fmt: skip
+    cluster.patch(API, "FineTuneJob", ns, "tune", {"status": paused}, sub="status")
+
+    indexes = Indexes(**{name: {} for name in INDEXES})
+    reconcile_finetunejob(ctx, Owned(lagging, {}), indexes)
+
+    job = cluster.get("batch/v1", "Job", ns, "tune-train")
+    assert job is not None, "the intensity is low: the job resumes"
+    assert job["metadata"]["labels"]["modelgarden.dev/model-version"] == "chat-v1"
+    sched = _status(cluster, ns, "tune")["scheduling"]
+    assert sched["pausedSeconds"] >= 60 and "pausedSince" not in sched
+    assert sched["finishedSegmentsGrams"] == pytest.approx(0.1)  # not counted twice
+    assert sched["segmentIntensityGPerKwh"] == 100

@@ -196,16 +196,28 @@ def _produces_a_version(plan: Plan) -> bool:
     return any(obj["kind"] == "ModelVersion" for obj in plan.create)
 
 
+def _live_body(ctx: Context, body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """This very FineTuneJob (same uid) as the API server has it now, or None once deleted.
+
+    The body a reconcile gets comes from kopf's index, which lags the operator's own status
+    writes: a start planned from it could undo what the last pass wrote (a carbon pause read
+    as never having happened: its pause time lost, its run segment counted twice; a deferral's
+    start time missing). Read once before a Job is created, so a start is planned from what
+    is stored."""
+    meta = body["metadata"]
+    live = ctx.executor.get(ObjectRef(API_VERSION, "FineTuneJob", meta["namespace"], meta["name"]))
+    if live is None or live["metadata"].get("uid") != meta.get("uid"):
+        return None
+    return live
+
+
 def _still_exists(ctx: Context, body: Mapping[str, Any]) -> bool:
     """Whether this very FineTuneJob (same uid) is still on the server.
 
     kopf's indexes are fed by separate watches, so a Job's completion can be seen before its
     owner's deletion: a live read before the one irreversible write (a ModelVersion outlives
-    its job) keeps a deleted job from producing a version.
-    """
-    meta = body["metadata"]
-    live = ctx.executor.get(ObjectRef(API_VERSION, "FineTuneJob", meta["namespace"], meta["name"]))
-    return live is not None and live["metadata"].get("uid") == meta.get("uid")
+    its job) keeps a deleted job from producing a version."""
+    return _live_body(ctx, body) is not None
 
 
 def _run(
@@ -321,6 +333,17 @@ def reconcile_finetunejob(
             if multi:  # its own node Jobs' leftovers are not its workload
                 world.job = None
             plan = plan_finetunejob(body, world, ctx.settings, utcnow())
+            if plan.create:  # a start is planned from the job as the API server has it now
+                live = _live_body(ctx, body)
+                if live is None:
+                    return  # deleted meanwhile
+                if live["metadata"].get("resourceVersion") != body["metadata"].get(
+                    "resourceVersion"
+                ):
+                    log.info("FineTuneJob %s/%s: replanning its start from the live object",
+                             ns, body["metadata"]["name"])  # fmt: skip
+                    body, ftj = live, FineTuneJob.model_validate(live)
+                    plan = plan_finetunejob(body, world, ctx.settings, utcnow())
             ctx.executor.execute_children(plan)
             for obj in plan.create:
                 if obj["kind"] in workload.KINDS and obj["metadata"]["name"] in plan.created:
