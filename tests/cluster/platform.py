@@ -208,7 +208,9 @@ class Platform:
         return log
 
 
-def hostpath_volume(path: Path) -> dict[str, Any]:
+def hostpath_volume(
+    path: Path, name: str = "mg-node-artifacts", mode: str = "ReadWriteOnce", size: str = "5Gi"
+) -> dict[str, Any]:
     """A PersistentVolume on the node's disk, owned by the pods' uid (hostPath has no fsGroup)."""
     path.mkdir(parents=True, exist_ok=True)
     os.chown(path, 1000, 1000)
@@ -216,10 +218,10 @@ def hostpath_volume(path: Path) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": "mg-node-artifacts"},
+        "metadata": {"name": name},
         "spec": {
-            "capacity": {"storage": "5Gi"},
-            "accessModes": ["ReadWriteOnce"],
+            "capacity": {"storage": size},
+            "accessModes": [mode],
             "persistentVolumeReclaimPolicy": "Retain",
             "hostPath": {"path": str(path), "type": "Directory"},
         },

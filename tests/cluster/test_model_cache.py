@@ -28,7 +28,7 @@ from harness.node_host import NODE_IP
 from model_garden.api.labels import LABEL_IDEP
 
 from .conftest import BACKGROUND, EXTERNAL_KUBECONFIG
-from .platform import API, TEAM, Platform, condition, wait_for
+from .platform import API, TEAM, Platform, condition, hostpath_volume, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -81,7 +81,7 @@ def s3_on_the_node(
                 "metadata": {"name": SECRET, "namespace": TEAM},
                 "stringData": env,
             },
-            cache_volume(cache),
+            hostpath_volume(cache, CACHE_PV, "ReadWriteMany", "1Gi"),  # several pods
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
@@ -107,24 +107,6 @@ def s3_on_the_node(
         server.stop()
         BACKGROUND.remove(server.stop)
         shutil.rmtree(cache, ignore_errors=True)
-
-
-def cache_volume(path: Path) -> dict[str, Any]:
-    """A ReadWriteMany PersistentVolume on the node's disk, writable by the pods' uid."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chown(path, 1000, 1000)
-    path.chmod(0o770)
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": CACHE_PV},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteMany"],
-            "persistentVolumeReclaimPolicy": "Retain",
-            "hostPath": {"path": str(path), "type": "Directory"},
-        },
-    }
 
 
 def deployment(replicas: int) -> dict[str, Any]:

@@ -54,6 +54,17 @@ def progress() -> Iterator[ProgressServer]:
     server.close()
 
 
+def grid_provider(grid_server: IntensityServer, tmp_path: Path) -> ProviderConfig:
+    """The operator's provider settings for the test's intensity server (no cache)."""
+    return ProviderConfig(
+        name="electricitymaps",
+        url=grid_server.url,
+        api_key_file=str(grid_server.token_file(tmp_path)),
+        zones={"FRA": "FR"},
+        cache_seconds=0,
+    )
+
+
 @pytest.fixture()
 def scheduling_operator(
     kube_env: Any,
@@ -62,13 +73,7 @@ def scheduling_operator(
     progress: ProgressServer,
     tmp_path: Path,
 ) -> Iterator[tuple[Cluster, OperatorThread]]:
-    provider = ProviderConfig(
-        name="electricitymaps",
-        url=grid_server.url,
-        api_key_file=str(grid_server.token_file(tmp_path)),
-        zones={"FRA": "FR"},
-        cache_seconds=0,
-    )
+    provider = grid_provider(grid_server, tmp_path)
     settings = operator_settings(progress.port).model_copy(update={"grid_provider": provider})
     op = OperatorThread(load_client(kube_env.kubeconfig), settings).start()
     yield Cluster(kube_env.api_client), op
@@ -195,13 +200,7 @@ def test_a_start_planned_from_a_lagging_view_is_replanned_from_the_stored_job(
     counted its run segment twice (CI saw ``pausedSeconds: 0``). The reconcile reads the job
     once before it creates the Job, and plans the start from that."""
     grid_server.g_per_kwh = 100
-    provider = ProviderConfig(
-        name="electricitymaps",
-        url=grid_server.url,
-        api_key_file=str(grid_server.token_file(tmp_path)),
-        zones={"FRA": "FR"},
-        cache_seconds=0,
-    )
+    provider = grid_provider(grid_server, tmp_path)
     settings = operator_settings().model_copy(update={"grid_provider": provider})
     ctx = Context(settings, Executor(kube_env.api_client), OperatorMetrics())
     cluster = Cluster(kube_env.api_client)
