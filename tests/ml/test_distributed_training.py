@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,23 +93,33 @@ def stop_and_resume(
     return first, before, stopped, time.monotonic() - started
 
 
+def accumulating_twin(
+    work: Path, model: Path, data: Path, steps: int, batch: int, lr: str = "3e-3", **common: Any
+) -> Path:
+    """The one-process reference of a two-process run: the same steps and per-process batch,
+    gradients accumulated over 2 batches (the two ranks' global batch)."""
+    hyperparameters = {
+        "maxSteps": steps,
+        "batchSize": batch,
+        "learningRate": lr,
+        "warmupRatio": "0.05",
+        "gradientAccumulationSteps": 2,
+    }
+    return training_config(work, model, data, lr=lr, hyperparameters=hyperparameters, **common)
+
+
 def test_two_processes_train_like_one_with_double_accumulation(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     data = training_data(tmp_path, count=120)
     common = {"steps": STEPS, "batch_size": BATCH, "every": EVERY, "keep": 5, "threads": 1}
     two = training_config(tmp_path / "two", tiny_model, data, port=0, **common)
-    one = training_config(
+    one = accumulating_twin(
         tmp_path / "one",
         tiny_model,
         data,
-        hyperparameters={
-            "maxSteps": STEPS,
-            "batchSize": BATCH,
-            "learningRate": "3e-3",
-            "warmupRatio": "0.05",
-            "gradientAccumulationSteps": 2,
-        },
+        STEPS,
+        BATCH,
         **{k: v for k, v in common.items() if k not in ("steps", "batch_size")},
     )
     first, before, _, seconds = stop_and_resume(two, one, STEPS)

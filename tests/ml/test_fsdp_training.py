@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.runtime import run_runtime
-from ml.test_distributed_training import step_losses, stop_and_resume
+from ml.test_distributed_training import accumulating_twin, step_losses, stop_and_resume
 from ml.test_training_support import (
     result_of,
     trainer_events,
@@ -53,19 +53,7 @@ def test_two_processes_shard_a_full_fine_tune_and_train_like_one(
     two = training_config(
         tmp_path / "two", tiny_model, data, steps=STEPS, batch_size=BATCH, **common
     )
-    one = training_config(
-        tmp_path / "one",
-        tiny_model,
-        data,
-        hyperparameters={
-            "maxSteps": STEPS,
-            "batchSize": BATCH,
-            "learningRate": "1e-3",
-            "warmupRatio": "0.05",
-            "gradientAccumulationSteps": 2,
-        },
-        **common,
-    )
+    one = accumulating_twin(tmp_path / "one", tiny_model, data, STEPS, BATCH, **common)
     first, before, stopped, seconds = stop_and_resume(two, one, STEPS)
     assert stopped.parallelism == "fsdp", stopped
 

@@ -48,10 +48,11 @@ class RemoteRun:
 
 
 def _step(name: str) -> int:
-    from model_garden.training.checkpoints import PATTERN
+    """The checkpoint folder's step, -1 for a name that is not a checkpoint's."""
+    from model_garden.training.checkpoints import step_of
 
-    match = PATTERN.match(name)
-    return int(match.group(1)) if match else -1
+    step = step_of(name)
+    return -1 if step is None else step
 
 
 def remote_runs(keys: list[str], prefix: str) -> dict[str, RemoteRun]:

@@ -36,17 +36,23 @@ def checkpoint_path(root: str | Path, step: int) -> Path:
     return Path(root) / f"checkpoint-{step}"
 
 
+def step_of(name: str) -> int | None:
+    """The step a checkpoint folder's name holds (``checkpoint-40`` → 40), None for others."""
+    match = PATTERN.match(name)
+    return int(match.group(1)) if match else None
+
+
 def is_complete(path: Path) -> bool:
     """Complete = final name, marker present and the state file parses with the same step."""
-    match = PATTERN.match(path.name)
-    if not match or not (path / MARKER).is_file():
+    step = step_of(path.name)
+    if step is None or not (path / MARKER).is_file():
         return False
     try:
         state = json.loads((path / STATE).read_text(encoding="utf-8"))
         marker = json.loads((path / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    if state.get("step") != int(match.group(1)):
+    if state.get("step") != step:
         return False
     files = marker.get("files", {})
     return all(
@@ -61,7 +67,7 @@ def complete_checkpoints(root: str | Path) -> list[Path]:
     if not base.is_dir():
         return []
     found = [p for p in base.iterdir() if p.is_dir() and is_complete(p)]
-    return sorted(found, key=lambda p: int(PATTERN.match(p.name).group(1)))  # type: ignore[union-attr]
+    return sorted(found, key=lambda p: step_of(p.name) or 0)  # complete: named checkpoint-<n>
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

@@ -519,8 +519,10 @@ def _pause(
         created = observe.parse_time((world.job or {}).get("metadata", {}).get("creationTimestamp"))
         if created is None or created <= sched.paused_since:
             return True  # the paused Job, on its way out
-        # A Job made after the pause: its resumption was planned from a body older than the
-        # pause's write (kopf's index lags our writes), so the pause is closed here.
+        # A Job made after the pause while this view still shows the pause: kopf's index
+        # lags our writes. The start itself is planned from the stored object (reconcile's
+        # _live_body), so here it is this view that is older than the resume's write; the
+        # pause is closed here too.
         sched = schedule.started(sched, world.grid, _energy_kwh(st), st.now)
         _set_scheduling(st, sched)
     if sched is None or not schedule.should_pause(
